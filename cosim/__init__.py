@@ -1,0 +1,3 @@
+"""The DMoE co-simulation: protocol rounds, sweeps, results, plots and the ``dmoe`` CLI."""
+
+__all__ = []

@@ -1,0 +1,56 @@
+"""The ``dmoe`` command line.
+
+Each sub-command lives in its own module ``dmoe.cosim._cmd_<name>`` exposing
+``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their
+command runs, so ``dmoe select-demo`` never pays for importing TensorFlow.
+"""
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["main", "COMMANDS"]
+
+# command name -> (module under dmoe.cosim, one-line help)
+COMMANDS = {
+    "select-demo": ("_cmd_select_demo", "solve random P1 instances with every scheme and print a table"),
+}
+
+
+def _build_parser():
+    parser = argparse.ArgumentParser(
+        prog="dmoe",
+        description="Link-level co-simulation of distributed Mixture-of-Experts inference.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        command_parser.set_defaults(_module=module_name)
+        _load(module_name).add_arguments(command_parser)
+    return parser
+
+
+def _load(module_name):
+    return importlib.import_module(f"dmoe.cosim.{module_name}")
+
+
+def main(argv=None):
+    """Entry point of the ``dmoe`` console script; returns the process exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(_load(args._module).run(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
+        # Bad input is reported as one line, not a traceback.
+        print(f"dmoe {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dmoe {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
