@@ -9,4 +9,12 @@ from ._compat import check_versions as _check_versions
 
 _check_versions()
 
-__all__ = []
+from .config import ChannelConfig
+from .links import Links, sample_links
+from .pathloss import pathloss_db
+from .rates import mcs_rate, shannon_rate
+
+__all__ = [
+    # channels (Channel engineer)
+    "ChannelConfig", "Links", "sample_links", "pathloss_db", "shannon_rate", "mcs_rate",
+]
