@@ -1,0 +1,192 @@
+"""Study configuration: the validated, frozen description of one co-simulation point.
+
+A study is a TOML file (or a dict) whose keys are the fields of :class:`StudyConfig`. Any field
+may instead hold a *list* of values: the study is then a sweep, expanded into the Cartesian grid
+of all lists (see :func:`dmoe.cosim.expand_study`). Fields whose value is itself a sequence
+(``schemes``, ``layer_importance``, ``channel.distances_m``) are swept with a list of lists.
+
+The reference table in ``docs/cosim.md`` is generated from these models by
+:func:`config_reference`; edit the ``description`` of a field here, never the doc.
+"""
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "SCHEMES",
+    "ChannelSection",
+    "MoESection",
+    "PhySection",
+    "ExecutionSection",
+    "StudyConfig",
+]
+
+#: Every scheme a study may name (see ``docs/cosim.md``, "Schemes").
+SCHEMES = (
+    "des",
+    "jesa",
+    "des_layerwise",
+    "jesa_layerwise",
+    "top_k",
+    "top_1",
+    "top_2",
+    "channel_only",
+    "random",
+    "weighted_sum",
+    "wlr",
+    "optimal",
+    "des_random_subcarriers",
+)
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+SchemeName = Literal[SCHEMES]  # type: ignore[valid-type]
+
+
+class ChannelSection(BaseModel):
+    """``[channel]``: the ``ChannelConfig`` of ``dmoe.phy`` (its ``num_rounds`` is set to L)."""
+
+    model_config = _FROZEN
+
+    model: Literal["rayleigh", "tdl", "cdl", "umi", "uma", "rma"] = Field(
+        "rayleigh", description="Channel model: i.i.d. Rayleigh, TDL, CDL (link level) or "
+        "UMi / UMa / RMa (TR 38.901 system level).")
+    profile: Literal["A", "B", "C", "D", "E"] = Field(
+        "A", description="TDL / CDL power-delay profile (ignored by the other models).")
+    num_subcarriers: int = Field(64, ge=1, description="Number of subcarriers N.")
+    subcarrier_spacing_hz: Literal[15e3, 30e3, 60e3, 120e3] = Field(
+        30e3, description="Subcarrier spacing in Hz (5G NR numerology 0-3).")
+    carrier_frequency_hz: float = Field(3.5e9, gt=0, description="Carrier frequency in Hz.")
+    round_interval_s: float = Field(
+        1e-3, gt=0, description="Time between two protocol rounds (MoE layers) in s; with "
+        "`speed_mps` it sets how much the channel changes from layer to layer.")
+    delay_spread_s: float = Field(100e-9, gt=0, description="RMS delay spread in s (TDL/CDL).")
+    speed_mps: float = Field(0.0, ge=0, description="Node speed in m/s (Doppler).")
+    tx_power_dbm: float = Field(
+        23.0, ge=0, description="Total transmit power of one transmitter in dBm, spread "
+        "uniformly over all subcarriers.")
+    noise_figure_db: float = Field(7.0, ge=0, description="Receiver noise figure in dB.")
+    noise_psd_dbm_hz: float = Field(-174.0, description="Thermal noise PSD in dBm/Hz.")
+    min_distance_m: float = Field(10.0, gt=0, description="Smallest node distance of the "
+                                  "random drop in m.")
+    max_distance_m: float = Field(100.0, gt=0, description="Largest node distance of the "
+                                  "random drop in m.")
+    distances_m: Optional[tuple[float, ...]] = Field(
+        None, description="One distance per expert node in m (overrides the random drop); "
+        "length K.")
+    pathloss: bool = Field(True, description="Apply TR 38.901 path loss (and shadowing for "
+                           "UMi/UMa/RMa).")
+    csi: Literal["perfect", "ls", "outdated"] = Field(
+        "perfect", description="What the scheduler sees: perfect CSI, an LS pilot estimate, "
+        "or CSI `csi_delay_rounds` rounds old.")
+    csi_pilot_snr_gain_db: float = Field(0.0, description="LS estimate: pilot SNR relative "
+                                         "to the data SNR in dB.")
+    csi_delay_rounds: int = Field(1, ge=0, description="Outdated CSI: age in rounds.")
+
+    @field_validator("distances_m")
+    @classmethod
+    def _positive_distances(cls, value):
+        if value is not None and (len(value) == 0 or min(value) <= 0):
+            raise ValueError("must be a non-empty list of positive distances in m")
+        return value
+
+    @model_validator(mode="after")
+    def _distance_range(self):
+        if self.max_distance_m < self.min_distance_m:
+            raise ValueError(f"max_distance_m ({self.max_distance_m}) must be >= "
+                             f"min_distance_m ({self.min_distance_m})")
+        return self
+
+
+class MoESection(BaseModel):
+    """``[moe]``: which trained Mixture-of-Experts supplies relevance scores and accuracy."""
+
+    model_config = _FROZEN
+
+    task: Literal["digits", "modrec", "trace"] = Field(
+        "digits", description="MoE task of `dmoe.moe` (trained on first use and cached).")
+    cache_dir: Optional[str] = Field(
+        None, description="Where trained models are cached (default: dmoe.moe's cache).")
+    bits_per_value: int = Field(
+        8, ge=2, le=24, description="Quantisation of each hidden-state value sent over the "
+        "air (payload = width x bits_per_value bits per token and link).")
+
+
+class PhySection(BaseModel):
+    """``[phy]``: how links are planned and realised."""
+
+    model_config = _FROZEN
+
+    fidelity: Literal["abstraction", "link", "ideal"] = Field(
+        "abstraction", description="Link realisation: PHY abstraction (EESM + BLER tables), "
+        "bit-true 5G chain (`link`), or `ideal` (every link delivers, airtime and energy as "
+        "planned: the PHY-free reference).")
+    planning_rate: Literal["shannon", "mcs"] = Field(
+        "mcs", description="Rate model every scheme plans with (MODEL.md).")
+    on_failure: Literal["drop", "corrupt"] = Field(
+        "drop", description="A link that fails after HARQ: `drop` removes the expert "
+        "(weights renormalised over what arrived); `corrupt` delivers the payload with its "
+        "bit errors.")
+    max_retransmissions: int = Field(3, ge=0, le=16, description="HARQ retransmissions.")
+    bler_target: float = Field(0.1, gt=0, lt=1, description="Link adaptation: highest MCS "
+                               "whose BLER stays under this target.")
+    mcs_table: Literal[1, 2] = Field(1, description="5G NR PDSCH MCS table index.")
+
+
+class ExecutionSection(BaseModel):
+    """``[execution]``: how the TensorFlow parts run (recorded with every result)."""
+
+    model_config = _FROZEN
+
+    mode: Literal["eager", "graph"] = Field(
+        "graph", description="TensorFlow execution: compiled graphs (`tf.function`) or eager.")
+
+
+class StudyConfig(BaseModel):
+    """One co-simulation point (a study file with no lists is exactly one point)."""
+
+    model_config = _FROZEN
+
+    seed: int = Field(1, ge=0, description="Run seed; every random stream of a point is "
+                      "derived from it and the point's settings.")
+    num_tokens: int = Field(256, ge=1, description="Test samples (tokens) pushed through the "
+                            "protocol per point.")
+    schemes: tuple[SchemeName, ...] = Field(
+        ("des", "jesa", "top_k"), min_length=1,
+        description="Schemes compared at every point, on the same tokens and channel draws: "
+        + ", ".join(f"`{name}`" for name in SCHEMES) + ".")
+    importance: float = Field(0.9, ge=0, le=1, description="Importance factor rho: relevance "
+                              "required = rho x (sum of the D largest relevances).")
+    layer_importance: Optional[tuple[float, ...]] = Field(
+        None, description="Layer-wise rho (one per MoE layer) for `des_layerwise` and "
+        "`jesa_layerwise`.")
+    max_experts: int = Field(2, ge=1, description="D: most experts per token and layer.")
+    top_k: Optional[int] = Field(None, ge=1, description="k of the `top_k` scheme "
+                                 "(default: max_experts).")
+    weighted_sum_lambda: float = Field(0.5, ge=0, le=1, description="lambda of the "
+                                       "`weighted_sum` rule (weight of normalised energy).")
+    compute_energy_j: float = Field(0.0, ge=0, description="Energy of one expert evaluation "
+                                    "for one token in J.")
+    compute_time_s: float = Field(0.0, ge=0, description="Time of one expert evaluation for "
+                                  "one token in s.")
+    channel: ChannelSection = Field(default_factory=ChannelSection)
+    moe: MoESection = Field(default_factory=MoESection)
+    phy: PhySection = Field(default_factory=PhySection)
+    execution: ExecutionSection = Field(default_factory=ExecutionSection)
+
+    @field_validator("layer_importance")
+    @classmethod
+    def _rho_range(cls, value):
+        if value is not None and (len(value) == 0 or min(value) < 0 or max(value) > 1):
+            raise ValueError("must be a non-empty list of values in [0, 1], one per layer")
+        return value
+
+    @model_validator(mode="after")
+    def _layerwise_needs_vector(self):
+        needs = [s for s in self.schemes if s.endswith("_layerwise")]
+        if needs and self.layer_importance is None:
+            raise ValueError(f"schemes {needs} need `layer_importance` (one rho per layer)")
+        if len(set(self.schemes)) != len(self.schemes):
+            raise ValueError(f"schemes must not repeat a name, got {list(self.schemes)}")
+        return self
