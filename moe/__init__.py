@@ -1,11 +1,25 @@
 """Mixture-of-Experts models of dmoe (TensorFlow / Keras 3).
 
-This is the only package that defines Keras models. It will provide a layer-by-layer MoE
-that supplies gate relevance scores and the task accuracy under any expert choice.
+This is the only package that defines Keras models. It provides a layer-by-layer MoE that
+supplies gate relevance scores and the task accuracy under any expert choice: ``digits``
+(scikit-learn handwritten digits), ``modrec`` (modulation recognition) and ``trace`` (replayed gate
+scores). See ``docs/moe.md``.
 """
 
 from dmoe.phy._compat import check_versions as _check_versions
 
 _check_versions(("tensorflow", "numpy"))
 
-__all__ = []
+from dmoe.moe.config import TASKS, MoEConfig  # noqa: E402
+from dmoe.moe.defaults import DEFAULT_CONFIGS, default_cache_dir, load_default_moe  # noqa: E402
+from dmoe.moe.model import SELECTIONS, MoEModel  # noqa: E402
+from dmoe.moe.network import MoELayer, MoENetwork  # noqa: E402
+from dmoe.moe.quantize import from_bits, payload_bits, quantization_step, to_bits  # noqa: E402
+from dmoe.moe.trace import TraceMoE, load_trace, record_trace  # noqa: E402
+from dmoe.moe.train import build_moe, train_moe  # noqa: E402
+
+__all__ = [
+    "MoEConfig", "TASKS", "build_moe", "train_moe", "load_default_moe", "DEFAULT_CONFIGS",
+    "default_cache_dir", "MoEModel", "MoENetwork", "MoELayer", "TraceMoE", "load_trace",
+    "record_trace", "SELECTIONS", "payload_bits", "to_bits", "from_bits", "quantization_step",
+]
