@@ -4,10 +4,17 @@ Every sampler returns the true channel ``h`` [batch, time, links, subcarriers], 
 including the path-loss amplitude, at ``num_times`` instants ``round_interval_s`` apart.
 """
 
+import functools
+
 import numpy as np
 import scipy.special
+import tensorflow as tf
+from sionna.phy import config as sionna_config
+from sionna.phy.channel import cir_to_ofdm_channel, subcarrier_frequencies
+from sionna.phy.channel.tr38901 import CDL, RMa, TDL, UMa, UMi, Antenna
+from sionna.phy.channel.utils import random_ut_properties, set_3gpp_scenario_parameters
 
-from .pathloss import pathloss_db
+from .pathloss import pathloss_db, SCENARIO_HEIGHTS_M
 
 __all__ = ["sample_channel"]
 
@@ -40,7 +47,91 @@ def _rayleigh(cfg, distances, num_times, seed, rng):
     return (h * np.sqrt(gain)[:, None, :, None]).astype(np.complex64)
 
 
-_SAMPLERS = {"rayleigh": _rayleigh}
+# TR 38.901 Tables 7.7.2-1..5: TDL/CDL A-C are NLoS profiles, D-E LoS profiles; the
+# link-level path loss uses the matching LoS state.
+_LOS_PROFILES = ("D", "E")
+
+
+@functools.lru_cache(maxsize=32)
+def _linklevel_model(model, profile, delay_spread_s, carrier_frequency_hz, speed_mps):
+    """Sionna TDL/CDL block (cached: building one is costly, calling it is not)."""
+    if model == "tdl":
+        return TDL(profile, delay_spread_s, carrier_frequency_hz,
+                   min_speed=speed_mps, max_speed=speed_mps)
+    # Single-element omnidirectional arrays, so that the CDL has unit mean power like TDL.
+    ut = Antenna("single", "V", "omni", carrier_frequency_hz)
+    bs = Antenna("single", "V", "omni", carrier_frequency_hz)
+    return CDL(profile, delay_spread_s, carrier_frequency_hz, ut, bs, "downlink",
+               min_speed=speed_mps, max_speed=speed_mps)
+
+
+def _frequencies(cfg):
+    return subcarrier_frequencies(cfg.num_subcarriers, cfg.subcarrier_spacing_hz)
+
+
+def _to_links(h_f, batch, links):
+    """[batch*links, 1, 1, 1, 1, time, N] -> [batch, time, links, N]."""
+    h_f = tf.reshape(h_f, [batch, links, h_f.shape[-2], h_f.shape[-1]])
+    return tf.transpose(h_f, [0, 2, 1, 3])
+
+
+def _tdl_cdl(cfg, distances, num_times, seed, rng):
+    batch, links = distances.shape
+    channel = _linklevel_model(cfg.model, cfg.profile, float(cfg.delay_spread_s),
+                               float(cfg.carrier_frequency_hz), float(cfg.speed_mps))
+    sionna_config.seed = seed
+    a, tau = channel(batch * links, num_times, 1.0 / cfg.round_interval_s)
+    h = _to_links(cir_to_ofdm_channel(_frequencies(cfg), a, tau), batch, links).numpy()
+    gain = _linklevel_pathloss_gain(cfg, distances, los=cfg.profile in _LOS_PROFILES)
+    return (h * np.sqrt(gain)[:, None, :, None]).astype(np.complex64)
+
+
+_SYSTEM_LEVEL = {"umi": UMi, "uma": UMa, "rma": RMa}
+
+
+@functools.lru_cache(maxsize=32)
+def _system_level_model(model, carrier_frequency_hz, pathloss):
+    """Sionna UMi/UMa/RMa block with single-element omnidirectional arrays."""
+    ut = Antenna("single", "V", "omni", carrier_frequency_hz)
+    bs = Antenna("single", "V", "omni", carrier_frequency_hz)
+    kwargs = dict(ut_array=ut, bs_array=bs, direction="downlink",
+                  enable_pathloss=pathloss, enable_shadow_fading=pathloss)
+    if model in ("umi", "uma"):
+        kwargs["o2i_model"] = "low"
+    return _SYSTEM_LEVEL[model](carrier_frequency_hz, **kwargs)
+
+
+def _system_level(cfg, distances, num_times, seed, rng):
+    batch, links = distances.shape
+    channel = _system_level_model(cfg.model, float(cfg.carrier_frequency_hz), cfg.pathloss)
+    h_bs, h_ut = SCENARIO_HEIGHTS_M[cfg.model]
+    indoor_probability = cfg.indoor_probability
+    if indoor_probability is None:
+        indoor_probability = float(set_3gpp_scenario_parameters(cfg.model)[5])
+    sionna_config.seed = seed
+    # One BS at (0, 0, h_bs); node k on the ground at distance d_k, uniform azimuth.
+    azimuth = rng.uniform(0.0, 2.0 * np.pi, size=(batch, links))
+    ut_loc = np.stack([distances * np.cos(azimuth), distances * np.sin(azimuth),
+                       np.full_like(distances, h_ut)], axis=-1).astype(np.float32)
+    bs_loc = np.broadcast_to(np.array([0.0, 0.0, h_bs], np.float32), (batch, 1, 3))
+    bs_orientation = np.zeros((batch, 1, 3), np.float32)
+    ut_orientation, ut_velocity, in_state = random_ut_properties(
+        batch, links, indoor_probability, cfg.speed_mps, cfg.speed_mps)
+    channel.set_topology(ut_loc, bs_loc, ut_orientation, bs_orientation, ut_velocity,
+                         in_state, los=cfg.los)
+    a, tau = channel(num_times, 1.0 / cfg.round_interval_s)
+    # a: [batch, 1 (rx = UTs?) ...]; see _system_level_to_links
+    h_f = cir_to_ofdm_channel(_frequencies(cfg), a, tau)
+    return _system_level_to_links(h_f).numpy().astype(np.complex64)
+
+
+def _system_level_to_links(h_f):
+    """Downlink [batch, num_ut, 1, 1, 1, time, N] -> [batch, time, links, N]."""
+    return tf.transpose(h_f[:, :, 0, 0, 0], [0, 2, 1, 3])
+
+
+_SAMPLERS = {"rayleigh": _rayleigh, "tdl": _tdl_cdl, "cdl": _tdl_cdl,
+             "umi": _system_level, "uma": _system_level, "rma": _system_level}
 
 
 def sample_channel(cfg, distances, num_times, seed, rng):

@@ -74,6 +74,12 @@ class ChannelConfig:
         ``noise_power_w / subcarrier_power_w / 10**(gain/10)``).
     csi_delay_rounds : int
         For ``csi="outdated"``: age of the CSI in rounds, >= 0.
+    los : bool or None
+        umi/uma/rma only: None draws LoS/NLoS from the TR 38.901 LoS probability; True/False
+        forces every outdoor node into LoS/NLoS (Sionna's ``set_topology(los=...)``).
+    indoor_probability : float or None
+        umi/uma/rma only: probability that a node is indoor (O2I penetration loss); None
+        takes Sionna's scenario default (0.8 for umi/uma, 0.5 for rma).
 
     Example
     -------
@@ -101,6 +107,8 @@ class ChannelConfig:
     csi: str = "perfect"
     csi_pilot_snr_gain_db: float = 0.0
     csi_delay_rounds: int = 1
+    los: bool = None
+    indoor_probability: float = None
 
     def __post_init__(self):
         _require(self.model in CHANNEL_MODELS, "model", f"one of {CHANNEL_MODELS}", self.model)
@@ -150,6 +158,12 @@ class ChannelConfig:
                  "a finite gain in dB", self.csi_pilot_snr_gain_db)
         _require(_is_int(self.csi_delay_rounds) and self.csi_delay_rounds >= 0,
                  "csi_delay_rounds", "an int >= 0", self.csi_delay_rounds)
+        _require(self.los is None or isinstance(self.los, bool), "los", "None or a bool",
+                 self.los)
+        _require(self.indoor_probability is None
+                 or (_is_real(self.indoor_probability) and 0 <= self.indoor_probability <= 1),
+                 "indoor_probability", "None or a probability in [0, 1]",
+                 self.indoor_probability)
 
     @property
     def subcarrier_power_w(self):

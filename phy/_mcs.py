@@ -1,0 +1,205 @@
+"""5G NR MCS tables (TS 38.214) and AWGN BLER look-up from Sionna's PHYAbstraction tables.
+
+Shared by the ``mcs`` planning rate (:mod:`dmoe.phy.rates`) and link adaptation in
+:mod:`dmoe.phy.link_simulator`. ``docs/phy.md``, "Rate models", describes the look-up.
+"""
+
+from dataclasses import dataclass
+import functools
+import os
+
+import numpy as np
+import sionna.sys
+from sionna.phy.nr.utils import decode_mcs_index
+from sionna.sys import PHYAbstraction
+
+__all__ = ["MCSTable", "mcs_table", "bler_awgn", "select_mcs", "MCS_TABLES",
+           "DEFAULT_CODE_BLOCK_SIZE"]
+
+#: TS 38.214 PDSCH MCS tables covered by Sionna's BLER tables used here.
+MCS_TABLES = (1, 2)
+
+#: Code block size (bits) of the planning look-up: the largest one Sionna's BLER tables were
+#: simulated at (24, 100, 500, 1000, 2000); larger blocks are extrapolated by Sionna.
+DEFAULT_CODE_BLOCK_SIZE = 2000
+
+_NUM_MCS = 29  # indices 0..28
+
+
+def _check_table(table):
+    if table not in MCS_TABLES:
+        raise ValueError(f"table must be one of {MCS_TABLES} (TS 38.214 PDSCH MCS table), "
+                         f"got {table!r}")
+
+
+@functools.lru_cache(maxsize=1)
+def _pdsch_bler_tables():
+    """Sionna's interpolated PDSCH BLER tables.
+
+    Returns (bler [table, mcs, cbs, snr] float32 with NaN where an MCS has no table,
+    snr_db grid [snr], code-block-size grid [cbs]).
+    """
+    folder = os.path.join(os.path.dirname(sionna.sys.__file__), "bler_tables")
+    files = [os.path.join(folder, f"PDSCH_table{t}.json") for t in MCS_TABLES]
+    abstraction = PHYAbstraction(load_bler_tables_from=files)
+    # Axis 0 is the category (0 PUSCH, 1 PDSCH), axis 1 the table index - 1.
+    bler = abstraction.bler_table_interp.numpy()[1, :len(MCS_TABLES)].astype(np.float32)
+    bler[~np.isfinite(bler)] = np.nan
+    snr_db = np.asarray(abstraction._snr_dbs_interp, dtype=np.float64)  # pylint: disable=protected-access
+    cbs = np.asarray(abstraction._cbs_interp, dtype=np.float64)  # pylint: disable=protected-access
+    return np.clip(bler, 0.0, 1.0), snr_db, cbs
+
+
+@dataclass(frozen=True)
+class MCSTable:
+    """One TS 38.214 PDSCH MCS table.
+
+    Parameters
+    ----------
+    table : int
+        Table number (1: up to 64-QAM, 2: up to 256-QAM).
+    index : [num_mcs], int32
+        MCS indices 0..28.
+    modulation_order : [num_mcs], int32
+        Bits per QAM symbol Q_m.
+    code_rate : [num_mcs], float64
+        Target code rate R.
+    spectral_efficiency : [num_mcs], float64
+        Q_m x R in bit/s/Hz.
+    has_bler_table : [num_mcs], bool
+        Whether Sionna ships a BLER table for the index (table 1 lacks MCS 0-2; in table 2
+        index 28 is reserved); indices without one are never chosen by :func:`select_mcs`.
+    """
+
+    table: int
+    index: np.ndarray
+    modulation_order: np.ndarray
+    code_rate: np.ndarray
+    spectral_efficiency: np.ndarray
+    has_bler_table: np.ndarray
+
+
+@functools.lru_cache(maxsize=len(MCS_TABLES))
+def mcs_table(table=1):
+    """TS 38.214 PDSCH MCS table (from Sionna's ``decode_mcs_index``).
+
+    Parameters
+    ----------
+    table : int
+        1 or 2.
+
+    Output
+    ------
+    table : MCSTable
+
+    Example
+    -------
+    >>> t = mcs_table(1)
+    >>> int(t.modulation_order[28]), round(float(t.spectral_efficiency[28]), 4)
+    (6, 5.5547)
+    """
+    _check_table(table)
+    index = np.arange(_NUM_MCS, dtype=np.int32)
+    order, rate = decode_mcs_index(index, table_index=table, is_pusch=False,
+                                   check_index_validity=False)
+    # Reserved indices (table 2: 28) come back negative; they carry no rate.
+    valid = order.numpy() > 0
+    order = np.where(valid, order.numpy(), 0).astype(np.int32)
+    rate = np.where(valid, rate.numpy(), 0.0).astype(np.float64)
+    bler = _pdsch_bler_tables()[0][table - 1]
+    has_table = valid & ~np.all(np.isnan(bler), axis=(1, 2))
+    for array in (index, order, rate, has_table):
+        array.setflags(write=False)
+    se = order * rate
+    se.setflags(write=False)
+    return MCSTable(table=table, index=index, modulation_order=order, code_rate=rate,
+                    spectral_efficiency=se, has_bler_table=has_table)
+
+
+def bler_awgn(snr_db, mcs_index, table=1, code_block_size=DEFAULT_CODE_BLOCK_SIZE):
+    r"""Block error rate of one code block on AWGN, from Sionna's PHYAbstraction tables.
+
+    Linear interpolation in SNR (dB) on Sionna's 0.1 dB grid (-5..30 dB, clamped outside),
+    nearest tabulated code block size.
+
+    Parameters
+    ----------
+    snr_db : array_like, float
+        SNR in dB (any shape).
+    mcs_index : array_like, int
+        MCS index 0..28, broadcastable against ``snr_db``.
+    table : int
+        TS 38.214 PDSCH MCS table, 1 or 2.
+    code_block_size : int
+        Code block size in bits (Sionna's grid: 24..8424 in steps of 100).
+
+    Output
+    ------
+    bler : array, float64
+        Broadcast shape; 1.0 for an index without a BLER table.
+
+    Example
+    -------
+    >>> float(bler_awgn(30.0, 10)) < 1e-3, float(bler_awgn(-5.0, 10)) > 0.99
+    (True, True)
+    """
+    _check_table(table)
+    bler, snr_grid, cbs_grid = _pdsch_bler_tables()
+    mcs_index = np.asarray(mcs_index)
+    if not np.issubdtype(mcs_index.dtype, np.integer) or np.any(
+            (mcs_index < 0) | (mcs_index >= _NUM_MCS)):
+        raise ValueError(f"mcs_index must be integers in [0, {_NUM_MCS - 1}]")
+    if not code_block_size > 0:
+        raise ValueError(f"code_block_size must be > 0 bits, got {code_block_size!r}")
+    cbs = int(np.argmin(np.abs(cbs_grid - code_block_size)))
+    curves = np.nan_to_num(bler[table - 1, :, cbs, :], nan=1.0).astype(np.float64)
+    position = (np.asarray(snr_db, dtype=np.float64) - snr_grid[0]) / (snr_grid[1] - snr_grid[0])
+    position = np.clip(np.nan_to_num(position, nan=0.0, neginf=0.0), 0.0, len(snr_grid) - 1.0)
+    lower = np.minimum(np.floor(position).astype(np.int64), len(snr_grid) - 2)
+    frac = position - lower
+    return curves[mcs_index, lower] * (1.0 - frac) + curves[mcs_index, lower + 1] * frac
+
+
+def select_mcs(snr_db, table=1, bler_target=0.1, code_block_size=DEFAULT_CODE_BLOCK_SIZE):
+    r"""Highest MCS whose AWGN BLER at ``snr_db`` is at most ``bler_target``.
+
+    Parameters
+    ----------
+    snr_db : array_like, float
+        SNR in dB (any shape).
+    table : int
+        TS 38.214 PDSCH MCS table, 1 or 2.
+    bler_target : float
+        In (0, 1).
+    code_block_size : int
+        Code block size in bits of the BLER look-up.
+
+    Output
+    ------
+    mcs : array, int32, shape of ``snr_db``
+        Chosen MCS index, -1 where no MCS meets the target.
+    bler : array, float64, shape of ``snr_db``
+        BLER of the chosen MCS (1.0 where none).
+
+    Example
+    -------
+    >>> mcs, bler = select_mcs([-10.0, 25.0])
+    >>> mcs.tolist()
+    [-1, 28]
+    """
+    if not 0.0 < bler_target < 1.0:
+        raise ValueError(f"bler_target must be in (0, 1), got {bler_target!r}")
+    info = mcs_table(table)
+    snr_db = np.asarray(snr_db, dtype=np.float64)
+    candidates = info.index[info.has_bler_table]
+    # [num_candidates, *shape]
+    blers = bler_awgn(snr_db[None], candidates.reshape((-1,) + (1,) * snr_db.ndim), table,
+                      code_block_size)
+    ok = blers <= bler_target
+    # "Highest MCS" is the highest index (spectral efficiency is non-decreasing in the index up
+    # to 0.004 bit/s/Hz at the modulation switches of TS 38.214).
+    last = len(candidates) - 1 - np.argmax(ok[::-1], axis=0)
+    any_ok = ok.any(axis=0)
+    mcs = np.where(any_ok, candidates[last], -1).astype(np.int32)
+    chosen = np.take_along_axis(blers, last[None], axis=0)[0]
+    return mcs, np.where(any_ok, chosen, 1.0)
