@@ -1,0 +1,437 @@
+"""JESA: joint expert and subcarrier allocation by block-coordinate descent, and its baselines.
+
+``docs/jesa.md`` explains the iteration: DES on per-expert costs, subcarrier allocation for the
+chosen set, DES again on the costs that allocation induces, until nothing changes.
+"""
+
+import itertools
+import time
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ._joint import (
+    STATUS_INFEASIBLE,
+    STATUS_ITERATION_LIMIT,
+    STATUS_OPTIMAL,
+    JointProblem,
+    build_result,
+    fewest_best,
+)
+
+__all__ = ["jesa", "des_decoupled", "des_random_subcarriers", "top_k_joint"]
+
+# Relative improvement below which a new set is not accepted (guards against float ties).
+_IMPROVEMENT_RTOL = 1e-12
+# Largest selected set for which the deadline greedy tries every processing order.
+_MAX_PERMUTED = 4
+
+
+# ---------------------------------------------------------------------------- P1 bridge
+def select_experts(problem, cost, rows=None):
+    """Solve P1 with DES on ``cost`` for the flat instances ``rows`` (internal).
+
+    Input
+    -----
+    problem : JointProblem, flat batch ``[M]``
+    cost : [R, K], float64, may hold ``inf`` (an expert that cannot be served)
+    rows : [R], int, optional (default: all M)
+
+    Output
+    ------
+    selected : [R, K], bool
+    ok : [R], bool
+        False where P1 has no solution among the experts of finite cost.
+    nodes : [R], int
+    """
+    from ._des import des
+    from ._problem import SelectionProblem
+
+    if rows is None:
+        rows = np.arange(problem.relevance.shape[0])
+    num_experts = problem.num_experts
+    finite = np.isfinite(cost)
+    # DES takes finite costs only: scale each row to max 1 and give an unservable expert a
+    # cost larger than any set of servable ones, so it is chosen only when nothing else works.
+    scale = np.where(finite, cost, 0.0).max(axis=-1, keepdims=True)
+    scale = np.where(scale > 0, scale, 1.0)
+    scaled = np.where(finite, cost / scale, num_experts + 1.0)
+    kwargs = dict(relevance=problem.relevance[rows], cost=scaled, max_experts=min(problem.max_experts, num_experts))
+    if problem.importance is not None:
+        kwargs["importance"] = problem.importance[rows]
+    else:
+        kwargs["threshold"] = problem.threshold[rows]
+    result = des(SelectionProblem(**kwargs))
+    selected = np.asarray(result.selected, dtype=bool)
+    ok = np.asarray(result.feasible, dtype=bool) & ~np.any(selected & ~finite, axis=-1)
+    return selected, ok, np.asarray(result.nodes)
+
+
+# ---------------------------------------------------------------------------- allocation
+def allocate(problem, selected, rows=None):
+    """Subcarriers for the chosen experts, every phase (internal).
+
+    Without a deadline, the Hungarian algorithm on the single-subcarrier energies (optimal for the
+    set); with one, the fewest-best greedy with conflict resolution by processing order.
+
+    Input
+    -----
+    problem : JointProblem, flat batch ``[M]``; selected : [R, K], bool; rows : [R], int
+
+    Output
+    ------
+    masks : list of [R, K, N] bool, one per phase
+    ok : [R], bool (False where some selected link could not be served)
+    """
+    if rows is None:
+        rows = np.arange(problem.relevance.shape[0])
+    power = problem.subcarrier_power_w[rows]
+    masks, ok = [], np.ones(len(rows), dtype=bool)
+    for rate, bits, deadline in problem.phases():
+        mask, phase_ok = _allocate_phase(rate[rows], bits[rows], power, deadline[rows], selected)
+        masks.append(mask)
+        ok &= phase_ok
+    return masks, ok
+
+
+def _single_energy(rate, bits, power):
+    with np.errstate(divide="ignore"):
+        return np.where(rate > 0, (power * bits)[..., None] / np.where(rate > 0, rate, 1.0), np.inf)
+
+
+def _allocate_phase(rate, bits, power, deadline, selected):
+    num, num_experts, num_subcarriers = rate.shape
+    mask = np.zeros(rate.shape, dtype=bool)
+    ok = np.ones(num, dtype=bool)
+    timed = np.isfinite(deadline)
+
+    untimed = np.flatnonzero(~timed)
+    if untimed.size:
+        energy = _single_energy(rate[untimed], bits[untimed], power[untimed])  # [U, K, N]
+        sel = selected[untimed]
+        best = np.argmin(energy, axis=-1)  # [U, K]
+        # Fast path: when the best subcarriers of the chosen experts are distinct, giving each
+        # its best is optimal; only instances with a collision need the Hungarian algorithm.
+        tagged = np.where(sel, best, -1 - np.arange(num_experts))
+        ordered = np.sort(tagged, axis=-1)
+        collide = np.any(ordered[:, 1:] == ordered[:, :-1], axis=-1)
+        free = np.flatnonzero(~collide)
+        u_idx, k_idx = np.nonzero(sel[free])
+        mask[untimed[free][u_idx], k_idx, best[free][u_idx, k_idx]] = True
+        for local in np.flatnonzero(collide):
+            experts = np.flatnonzero(sel[local])
+            if experts.size > num_subcarriers:
+                ok[untimed[local]] = False
+                continue
+            costs = energy[local][experts]
+            finite = np.isfinite(costs)
+            big = (costs[finite].max() + 1.0) * (experts.size + 1) if finite.any() else 1.0
+            row, col = linear_sum_assignment(np.where(finite, costs, big))
+            mask[untimed[local], experts[row], col] = True
+            ok[untimed[local]] = bool(np.all(finite[row, col]))
+        # A chosen expert whose every subcarrier is dead cannot be served.
+        ok[untimed] &= ~np.any(sel & ~np.isfinite(np.min(energy, axis=-1)), axis=-1)
+
+    for index in np.flatnonzero(timed):
+        mask[index], ok[index] = _deadline_greedy(
+            rate[index], bits[index], power[index], deadline[index], np.flatnonzero(selected[index])
+        )
+    return mask, ok
+
+
+def _deadline_greedy(rate, bits, power, deadline, experts):
+    """Fewest-best subcarriers per link, conflicts resolved by the best processing order."""
+    num_experts, num_subcarriers = rate.shape
+    if experts.size <= _MAX_PERMUTED:
+        orders = itertools.permutations(experts)
+    else:
+        need = bits[experts] / deadline
+        capacity = np.sort(rate[experts], axis=-1)[:, ::-1].cumsum(axis=-1)
+        hardness = np.argmax(capacity >= need[:, None], axis=-1)
+        orders = [experts[np.argsort(-hardness, kind="stable")], experts]
+    best_mask, best_energy = np.zeros((num_experts, num_subcarriers), dtype=bool), np.inf
+    for order in orders:
+        taken = np.zeros(num_subcarriers, dtype=bool)
+        mask = np.zeros((num_experts, num_subcarriers), dtype=bool)
+        total = 0.0
+        for k in order:
+            energy, count, sub_order = fewest_best(
+                rate[k][None], ~taken[None], bits[k : k + 1], power[k : k + 1], np.asarray(deadline)
+            )
+            if not np.isfinite(energy[0]):
+                total = np.inf
+                break
+            chosen = sub_order[0, : count[0]]
+            mask[k, chosen] = True
+            taken[chosen] = True
+            total += energy[0]
+        if total < best_energy:
+            best_mask, best_energy = mask, total
+    return best_mask, bool(np.isfinite(best_energy)) and experts.size > 0
+
+
+def induced_costs(problem, masks, rows=None):
+    """Per-expert cost given an allocation: each expert's cheapest link on the subcarriers no
+    *other* chosen expert holds (its own allocated set for the chosen ones), summed over phases
+    plus compute energy (internal). Output: [R, K] float64, may hold ``inf``."""
+    if rows is None:
+        rows = np.arange(problem.relevance.shape[0])
+    cost = problem.compute_energy_j[rows].copy()
+    power = problem.subcarrier_power_w[rows]
+    for (rate, bits, deadline), mask in zip(problem.phases(), masks):
+        held_by_others = (mask.sum(axis=-2, keepdims=True) - mask) > 0
+        energy, _, _ = fewest_best(rate[rows], ~held_by_others, bits[rows], power, deadline[rows])
+        cost = cost + energy
+    return cost
+
+
+def _total_energy(problem, selected, masks, ok, rows):
+    sub = _subproblem(problem, rows)
+    returned = masks[1] if problem.has_return else None
+    energy = sub.energy_j(selected, masks[0], returned)
+    return np.where(ok, energy, np.inf)
+
+
+def _subproblem(problem, rows):
+    """The flat problem restricted to ``rows`` (shares no state with the original)."""
+    sub = object.__new__(JointProblem)
+    for name, value in vars(problem).items():
+        setattr(sub, name, value[rows] if isinstance(value, np.ndarray) else value)
+    return sub
+
+
+# ---------------------------------------------------------------------------- JESA
+def jesa(problem, max_iterations=50):
+    r"""Joint expert selection and subcarrier allocation by block-coordinate descent (JESA).
+
+    1. DES on each expert's cost over its best link (the decoupled problem);
+    2. allocate subcarriers to the chosen set (Hungarian algorithm with no deadline, fewest-best
+       greedy with conflict resolution with one), each phase separately;
+    3. DES again with each expert costed on the subcarriers no other chosen expert holds;
+    4. accept the new set if its allocated energy is lower, and repeat from 2; stop when the set
+       stops changing or stops improving. The objective never increases (``res.history``).
+
+    Parameters
+    ----------
+    problem : JointProblem
+        Instances of any batch shape ``[...]``.
+    max_iterations : int
+        Largest number of re-selection rounds after the first DES (default 50).
+
+    Output
+    ------
+    JointResult
+        ``selected [..., K]``, ``dispatch``/``returned [..., K, N]`` bool, ``energy_j [...]``,
+        ``feasible [...]``, ``iterations [...]`` (DES calls), ``status`` (0 converged,
+        1 no feasible decision found, 2 iteration limit), ``history [..., I]``.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from dmoe.scheduler import JointProblem, jesa
+    >>> rng = np.random.default_rng(1)
+    >>> p = JointProblem(relevance=rng.dirichlet(np.ones(8), 4),
+    ...                  rate_dispatch=rng.exponential(1e5, (4, 8, 32)), payload_bits_dispatch=8192,
+    ...                  subcarrier_power_w=0.01, max_experts=3, importance=0.7)
+    >>> res = jesa(p)
+    >>> bool(np.all(res.dispatch.sum(axis=-2) <= 1))
+    True
+    """
+    if not isinstance(problem, JointProblem):
+        raise TypeError(f"`problem` must be a JointProblem, got {type(problem).__name__}")
+    if isinstance(max_iterations, bool) or not isinstance(max_iterations, (int, np.integer)) or max_iterations < 0:
+        raise ValueError(f"`max_iterations` must be a non-negative int, got {max_iterations!r}")
+    start = time.perf_counter()
+    batch_shape = problem.batch_shape
+    flat = problem.reshape(int(np.prod(batch_shape, dtype=np.int64)))
+    selected, masks, energy, iterations, status, history = _jesa_flat(flat, int(max_iterations))
+    returned = masks[1] if flat.has_return else np.zeros_like(masks[0])
+    return build_result(
+        flat, selected, masks[0], returned, iterations, status, time.perf_counter() - start, history, batch_shape
+    )
+
+
+def _jesa_flat(problem, max_iterations):
+    num = problem.relevance.shape[0]
+    rows = np.arange(num)
+    all_free = [np.zeros(rate.shape, dtype=bool) for rate, _, _ in problem.phases()]
+    cost = induced_costs(problem, all_free)  # nothing held: each expert's best link
+    selected, select_ok, _ = select_experts(problem, cost)
+    masks, alloc_ok = allocate(problem, selected)
+    energy = _total_energy(problem, selected, masks, select_ok & alloc_ok, rows)
+    iterations = np.ones(num, dtype=np.int64)
+    status = np.full(num, STATUS_OPTIMAL, dtype=np.int64)
+    history = [energy.copy()]
+    active = np.ones(num, dtype=bool)
+    # An instance whose P1 has no solution at all will not find one by re-costing.
+    active &= select_ok | np.isfinite(energy)
+
+    for _ in range(max_iterations):
+        rows = np.flatnonzero(active)
+        if rows.size == 0:
+            break
+        current = [mask[rows] for mask in masks]
+        cost = induced_costs(problem, current, rows)
+        new_selected, new_ok, _ = select_experts(problem, cost, rows)
+        iterations[rows] += 1
+        changed = np.any(new_selected != selected[rows], axis=-1) & new_ok
+        trial = rows[changed]
+        improved = np.zeros(rows.size, dtype=bool)
+        if trial.size:
+            trial_masks, trial_ok = allocate(problem, new_selected[changed], trial)
+            trial_energy = _total_energy(problem, new_selected[changed], trial_masks, trial_ok, trial)
+            old = energy[trial]
+            better = trial_energy < np.where(np.isfinite(old), old * (1 - _IMPROVEMENT_RTOL), np.inf)
+            accept = trial[better]
+            selected[accept] = new_selected[changed][better]
+            for mask, trial_mask in zip(masks, trial_masks):
+                mask[accept] = trial_mask[better]
+            energy[accept] = trial_energy[better]
+            improved[np.flatnonzero(changed)[better]] = True
+        active[rows[~improved]] = False
+        history.append(energy.copy())
+    status[active] = STATUS_ITERATION_LIMIT
+    status[~np.isfinite(energy)] = STATUS_INFEASIBLE
+    return selected, masks, energy, iterations, status, np.stack(history, axis=-1)
+
+
+# ---------------------------------------------------------------------------- baselines
+def des_decoupled(problem):
+    """DES on the decoupled costs ``min over links of E[k, .]``, then the allocation fix.
+
+    The first step of JESA alone: what JESA converges to when the experts' best subcarriers do
+    not collide. Colliding links are repaired by the Hungarian algorithm (fewest-best greedy with
+    a deadline).
+
+    Parameters
+    ----------
+    problem : JointProblem
+
+    Output
+    ------
+    JointResult (``iterations`` = 1)
+    """
+    return jesa(problem, max_iterations=0)
+
+
+def _generator(rng):
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(int(rng))
+    raise TypeError(f"`rng` must be a numpy Generator or an int seed, got {type(rng).__name__}")
+
+
+def _random_allocation(problem, experts, rng):
+    """Disjoint random subcarriers for ``experts`` [M, K] bool, every phase (internal).
+
+    Experts take subcarriers from one random permutation per instance and phase, in expert
+    order: one each with no deadline, as many as the deadline needs with one.
+    """
+    num, num_experts = experts.shape
+    num_subcarriers = problem.num_subcarriers
+    masks, ok = [], np.ones(num, dtype=bool)
+    for rate, bits, deadline in problem.phases():
+        perm = np.argsort(rng.random((num, num_subcarriers)), axis=-1)
+        mask = np.zeros((num, num_experts, num_subcarriers), dtype=bool)
+        timed = np.isfinite(deadline)
+        rank = np.cumsum(experts, axis=-1) - 1
+        served = experts & (rank < num_subcarriers) & ~timed[:, None]
+        b_idx, k_idx = np.nonzero(served)
+        mask[b_idx, k_idx, perm[b_idx, rank[b_idx, k_idx]]] = True
+        phase_ok = ~np.any(experts & ~served & ~timed[:, None], axis=-1)
+        for b in np.flatnonzero(timed):
+            position = 0
+            for k in np.flatnonzero(experts[b]):
+                need, total = bits[b, k] / deadline[b], 0.0
+                while position < num_subcarriers and (total < need or total == 0):
+                    mask[b, k, perm[b, position]] = True
+                    total += rate[b, k, perm[b, position]]
+                    position += 1
+                if total < need or total == 0:
+                    phase_ok[b] = False
+        masks.append(mask)
+        ok &= phase_ok
+    return masks, ok
+
+
+def top_k_joint(problem, k, subcarriers="hungarian", rng=None):
+    """Top-k experts by relevance, with Hungarian (or random) subcarriers.
+
+    Parameters
+    ----------
+    problem : JointProblem
+    k : int
+        Experts per token, ``1 <= k <= K`` (``k > D`` or a set missing ``gamma`` is infeasible).
+    subcarriers : {"hungarian", "random"}
+        ``"hungarian"``: the optimal allocation for the set (fewest-best greedy with a deadline);
+        ``"random"``: random disjoint subcarriers (needs ``rng``).
+    rng : numpy.random.Generator or int, optional
+        Source of randomness for ``"random"``.
+
+    Output
+    ------
+    JointResult (``iterations`` = 1)
+    """
+    if not isinstance(problem, JointProblem):
+        raise TypeError(f"`problem` must be a JointProblem, got {type(problem).__name__}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= problem.num_experts:
+        raise ValueError(f"`k` must be an int in [1, K={problem.num_experts}], got {k!r}")
+    if subcarriers not in ("hungarian", "random"):
+        raise ValueError(f"`subcarriers` must be 'hungarian' or 'random', got {subcarriers!r}")
+    start = time.perf_counter()
+    batch_shape = problem.batch_shape
+    flat = problem.reshape(int(np.prod(batch_shape, dtype=np.int64)))
+    order = np.argsort(-flat.relevance, axis=-1, kind="stable")[:, :k]
+    selected = np.zeros(flat.relevance.shape, dtype=bool)
+    np.put_along_axis(selected, order, True, axis=-1)
+    if subcarriers == "hungarian":
+        masks, ok = allocate(flat, selected)
+    else:
+        masks, ok = _random_allocation(flat, selected, _generator(rng))
+    return _one_shot_result(flat, selected, masks, ok, start, batch_shape)
+
+
+def des_random_subcarriers(problem, rng):
+    """Random disjoint subcarriers for every expert, then DES on the costs they induce.
+
+    The channel-unaware scheme: each expert is given random subcarriers (one each with no
+    deadline, enough for the deadline with one), DES picks the set on those link energies.
+
+    Parameters
+    ----------
+    problem : JointProblem
+    rng : numpy.random.Generator or int
+
+    Output
+    ------
+    JointResult (``iterations`` = 1)
+    """
+    if not isinstance(problem, JointProblem):
+        raise TypeError(f"`problem` must be a JointProblem, got {type(problem).__name__}")
+    start = time.perf_counter()
+    batch_shape = problem.batch_shape
+    flat = problem.reshape(int(np.prod(batch_shape, dtype=np.int64)))
+    everyone = np.ones(flat.relevance.shape, dtype=bool)
+    masks, _ = _random_allocation(flat, everyone, _generator(rng))
+    cost = flat.compute_energy_j.copy()
+    from ._joint import link_energy_airtime
+
+    for (rate, bits, deadline), mask in zip(flat.phases(), masks):
+        energy, airtime = link_energy_airtime(rate, mask, bits, flat.subcarrier_power_w)
+        served = mask.any(axis=-1) & np.isfinite(energy) & (airtime <= deadline[:, None] * (1 + 1e-12))
+        cost = cost + np.where(served, energy, np.inf)
+    selected, ok, _ = select_experts(flat, cost)
+    masks = [mask & selected[..., None] for mask in masks]
+    return _one_shot_result(flat, selected, masks, ok, start, batch_shape)
+
+
+def _one_shot_result(flat, selected, masks, ok, start, batch_shape):
+    num = selected.shape[0]
+    energy = _total_energy(flat, selected, masks, ok, np.arange(num))
+    status = np.where(np.isfinite(energy), STATUS_OPTIMAL, STATUS_INFEASIBLE)
+    returned = masks[1] if flat.has_return else np.zeros_like(masks[0])
+    return build_result(
+        flat, selected, masks[0], returned, np.ones(num, dtype=np.int64), status,
+        time.perf_counter() - start, energy[:, None], batch_shape,
+    )
