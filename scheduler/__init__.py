@@ -1,7 +1,29 @@
 """Expert selection and subcarrier allocation for DMoE (pure numpy / scipy).
 
 P1 (expert selection, solved exactly by DES), P2 (joint expert and subcarrier allocation,
-JESA) and the baselines. Nothing here imports TensorFlow or Sionna.
+JESA) and the baselines. Nothing here imports TensorFlow or Sionna. See ``docs/scheduler.md``.
 """
 
-__all__ = []
+from ._problem import SelectionProblem, SelectionResult
+from ._des import des
+from ._baselines import channel_only, random_selection, top_k, weighted_sum, wlr
+from ._reference import brute_force, milp_reference
+
+__all__ = [
+    # P1: problem, result, exact solver
+    "SelectionProblem", "SelectionResult", "des",
+    # P1 baselines
+    "top_k", "channel_only", "random_selection", "weighted_sum", "wlr",
+    # P1 exact references
+    "brute_force", "milp_reference",
+]
+
+# P2: joint expert and subcarrier allocation (docs/jesa.md)
+from ._joint import JointProblem, JointResult
+from ._jesa import des_decoupled, des_random_subcarriers, jesa, top_k_joint
+from ._jesa_exact import jesa_exact
+
+__all__ += [
+    "JointProblem", "JointResult", "jesa", "jesa_exact",
+    "top_k_joint", "des_random_subcarriers", "des_decoupled",
+]
