@@ -10,14 +10,18 @@ import time
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ._des import des
 from ._joint import (
+    STATUS_CONVERGED,
+    STATUS_FEASIBLE,
     STATUS_INFEASIBLE,
     STATUS_ITERATION_LIMIT,
-    STATUS_OPTIMAL,
     JointProblem,
     build_result,
     fewest_best,
+    link_energy_airtime,
 )
+from ._problem import SelectionProblem
 
 __all__ = ["jesa", "des_decoupled", "des_random_subcarriers", "top_k_joint"]
 
@@ -44,9 +48,6 @@ def select_experts(problem, cost, rows=None):
         False where P1 has no solution among the experts of finite cost.
     nodes : [R], int
     """
-    from ._des import des
-    from ._problem import SelectionProblem
-
     if rows is None:
         rows = np.arange(problem.relevance.shape[0])
     num_experts = problem.num_experts
@@ -222,8 +223,8 @@ def jesa(problem, max_iterations=50):
     ------
     JointResult
         ``selected [..., K]``, ``dispatch``/``returned [..., K, N]`` bool, ``energy_j [...]``,
-        ``feasible [...]``, ``iterations [...]`` (DES calls), ``status`` (0 converged,
-        1 no feasible decision found, 2 iteration limit), ``history [..., I]``.
+        ``feasible [...]``, ``iterations [...]`` (DES calls), ``status`` (``"converged"``,
+        ``"infeasible"`` where none was found, ``"iteration_limit"``), ``history [..., I]``.
 
     Example
     -------
@@ -260,7 +261,7 @@ def _jesa_flat(problem, max_iterations):
     masks, alloc_ok = allocate(problem, selected)
     energy = _total_energy(problem, selected, masks, select_ok & alloc_ok, rows)
     iterations = np.ones(num, dtype=np.int64)
-    status = np.full(num, STATUS_OPTIMAL, dtype=np.int64)
+    status = np.full(num, STATUS_CONVERGED, dtype="<U16")
     history = [energy.copy()]
     active = np.ones(num, dtype=bool)
     # An instance whose P1 has no solution at all will not find one by re-costing.
@@ -415,8 +416,6 @@ def des_random_subcarriers(problem, rng):
     everyone = np.ones(flat.relevance.shape, dtype=bool)
     masks, _ = _random_allocation(flat, everyone, _generator(rng))
     cost = flat.compute_energy_j.copy()
-    from ._joint import link_energy_airtime
-
     for (rate, bits, deadline), mask in zip(flat.phases(), masks):
         energy, airtime = link_energy_airtime(rate, mask, bits, flat.subcarrier_power_w)
         served = mask.any(axis=-1) & np.isfinite(energy) & (airtime <= deadline[:, None] * (1 + 1e-12))
@@ -429,7 +428,7 @@ def des_random_subcarriers(problem, rng):
 def _one_shot_result(flat, selected, masks, ok, start, batch_shape):
     num = selected.shape[0]
     energy = _total_energy(flat, selected, masks, ok, np.arange(num))
-    status = np.where(np.isfinite(energy), STATUS_OPTIMAL, STATUS_INFEASIBLE)
+    status = np.where(np.isfinite(energy), STATUS_FEASIBLE, STATUS_INFEASIBLE)
     returned = masks[1] if flat.has_return else np.zeros_like(masks[0])
     return build_result(
         flat, selected, masks[0], returned, np.ones(num, dtype=np.int64), status,

@@ -32,7 +32,7 @@ def jesa_exact(problem, method="milp"):
     Output
     ------
     JointResult
-        As ``jesa``; ``status`` 0 optimal, 1 infeasible; ``iterations`` = 1.
+        As ``jesa``; ``status`` ``"optimal"`` or ``"infeasible"``; ``iterations`` = 1.
 
     Example
     -------
@@ -65,7 +65,7 @@ def jesa_exact(problem, method="milp"):
     selected = np.zeros((num, k), dtype=bool)
     dispatch = np.zeros((num, k, n), dtype=bool)
     returned = np.zeros((num, k, n), dtype=bool)
-    status = np.full(num, STATUS_OPTIMAL, dtype=np.int64)
+    status = np.full(num, STATUS_OPTIMAL, dtype="<U16")
     solve = _solve_milp if method == "milp" else _solve_enumerate
     for index in range(num):
         found = solve(flat, index)
@@ -135,9 +135,9 @@ def _solve_milp(problem, index):
     count_row = np.zeros(num_vars)
     count_row[:k] = 1.0
     blocks.append(sparse.csr_matrix(np.vstack([relevance_row, count_row])))
-    gamma = problem.gamma[index]
-    # Same tolerance on gamma as JointProblem.energy_j, so both agree on feasibility.
-    lower_b.append(np.array([gamma - 1e-9 * max(1.0, gamma), 1.0]))
+    # Same slack on gamma as P1 and JointProblem.energy_j, so all agree on feasibility.
+    need = problem.gamma[index] - problem.gamma_tolerance[index]
+    lower_b.append(np.array([need, 1.0]))
     upper_b.append(np.array([np.inf, float(min(problem.max_experts, k))]))
 
     constraint = LinearConstraint(sparse.vstack(blocks).tocsr(), np.concatenate(lower_b), np.concatenate(upper_b))
@@ -156,7 +156,7 @@ def _solve_milp(problem, index):
 def _solve_enumerate(problem, index):
     k = problem.num_experts
     relevance = problem.relevance[index]
-    gamma = problem.gamma[index]
+    need = problem.gamma[index] - problem.gamma_tolerance[index]
     compute = problem.compute_energy_j[index]
     power = problem.subcarrier_power_w[index]
     costs = _phase_costs(problem, index)
@@ -164,7 +164,7 @@ def _solve_enumerate(problem, index):
     for size in range(1, min(problem.max_experts, k) + 1):
         for subset in itertools.combinations(range(k), size):
             experts = np.array(subset)
-            if relevance[experts].sum() < gamma - 1e-9 * max(1.0, gamma):
+            if relevance[experts].sum() < need:
                 continue
             total, masks = compute[experts].sum(), []
             for (rate, bits, deadline), cost in zip(problem.phases(), costs):

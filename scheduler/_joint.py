@@ -8,17 +8,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._problem import FEASIBILITY_RTOL
+
 __all__ = ["JointProblem", "JointResult"]
 
-# Status codes of JointResult.status.
-STATUS_OPTIMAL = 0  # converged (jesa) or proven optimal (jesa_exact)
-STATUS_INFEASIBLE = 1  # no set/allocation meets the requirement (and the deadline)
-STATUS_ITERATION_LIMIT = 2  # jesa stopped at max_iterations before converging
-STATUS_MESSAGES = {
-    STATUS_OPTIMAL: "optimal",
-    STATUS_INFEASIBLE: "infeasible",
-    STATUS_ITERATION_LIMIT: "iteration limit reached",
-}
+# Values of JointResult.status (strings, like SelectionResult.status of P1).
+STATUS_OPTIMAL = "optimal"  # jesa_exact: proven optimum
+STATUS_CONVERGED = "converged"  # jesa: the set and the allocation stopped changing
+STATUS_FEASIBLE = "feasible"  # a baseline's decision that meets every constraint
+STATUS_INFEASIBLE = "infeasible"  # no feasible decision (found)
+STATUS_ITERATION_LIMIT = "iteration_limit"  # jesa stopped at max_iterations, best so far
+_STATUS_DTYPE = "<U16"
 
 
 def _as_float_array(value, name):
@@ -244,6 +244,14 @@ class JointProblem:
         top = -np.sort(-self.relevance, axis=-1)[..., :d].sum(axis=-1)
         return self.importance * top
 
+    @property
+    def gamma_tolerance(self):
+        """Slack on ``gamma``, [...], float64: P1's ``FEASIBILITY_RTOL`` x (sum of the D largest
+        relevances), so that P2 and P1 accept the same sets (``docs/scheduler.md``)."""
+        d = min(self.max_experts, self.num_experts)
+        top = -np.sort(-self.relevance, axis=-1)[..., :d].sum(axis=-1)
+        return FEASIBILITY_RTOL * top
+
     def phases(self):
         """The phases as ``(rate [..., K, N], payload_bits [..., K], deadline_s [...])`` tuples."""
         out = [(self.rate_dispatch, self.payload_bits_dispatch, self.deadline_dispatch_s)]
@@ -307,8 +315,7 @@ class JointProblem:
 def _meets_selection(problem, selected):
     count = selected.sum(axis=-1)
     reached = np.where(selected, problem.relevance, 0.0).sum(axis=-1)
-    gamma = problem.gamma
-    return (count >= 1) & (count <= problem.max_experts) & (reached >= gamma - 1e-9 * np.maximum(1.0, gamma))
+    return (count >= 1) & (count <= problem.max_experts) & (reached >= problem.gamma - problem.gamma_tolerance)
 
 
 def link_energy_airtime(rate, mask, payload_bits, power_w):
@@ -378,9 +385,11 @@ class JointResult:
         Total energy (dispatch + return + compute), ``inf`` where infeasible.
     feasible : [...], bool
     iterations : [...], int64
-        Selection/allocation rounds run (``jesa``); 1 for direct methods.
-    status : [...], int64
-        0 optimal / converged, 1 infeasible, 2 iteration limit (see ``message``).
+        DES calls made (``jesa``); 1 for the one-shot schemes and ``jesa_exact``.
+    status : [...], str
+        ``"optimal"`` (``jesa_exact``), ``"converged"`` (``jesa``), ``"feasible"`` (baselines),
+        ``"iteration_limit"`` (``jesa`` stopped early, best decision so far) or ``"infeasible"``
+        (no feasible decision exists, or the scheme found none).
     solve_time_s : float
         Wall time of the whole call.
     history : [..., I], float64
@@ -407,10 +416,14 @@ class JointResult:
     airtime_return_s: np.ndarray = field(repr=False)
 
     @property
-    def message(self):
-        """Status as text, [...], object."""
-        lookup = np.vectorize(STATUS_MESSAGES.get, otypes=[object])
-        return lookup(self.status)
+    def num_selected(self):
+        """[...], int64: experts per instance."""
+        return self.selected.sum(axis=-1).astype(np.int64)
+
+    @property
+    def time_per_instance_s(self):
+        """``solve_time_s`` divided by the number of instances."""
+        return self.solve_time_s / max(1, int(np.prod(self.energy_j.shape)))
 
 
 def build_result(problem, selected, dispatch, returned, iterations, status, solve_time_s, history, batch_shape):
@@ -446,7 +459,7 @@ def build_result(problem, selected, dispatch, returned, iterations, status, solv
         energy_j=shape(total),
         feasible=shape(feasible),
         iterations=shape(np.asarray(iterations, dtype=np.int64)),
-        status=shape(np.asarray(status, dtype=np.int64)),
+        status=shape(np.asarray(status, dtype=_STATUS_DTYPE)),
         solve_time_s=float(solve_time_s),
         history=shape(history, history.shape[-1]),
         energy_dispatch_j=shape(np.where(feasible, parts[0], np.inf)),
