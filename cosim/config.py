@@ -20,6 +20,7 @@ __all__ = [
     "PhySection",
     "ExecutionSection",
     "StudyConfig",
+    "config_reference",
 ]
 
 #: Every scheme a study may name (see ``docs/cosim.md``, "Schemes").
@@ -108,6 +109,18 @@ class MoESection(BaseModel):
         "digits", description="MoE task of `dmoe.moe` (trained on first use and cached).")
     cache_dir: Optional[str] = Field(
         None, description="Where trained models are cached (default: dmoe.moe's cache).")
+    num_experts: Optional[int] = Field(
+        None, ge=2, description="K: experts per layer (and expert nodes). Unset: the task's "
+        "default model; set: a model of this size is trained on first use and cached.")
+    num_layers: Optional[int] = Field(
+        None, ge=1, description="L: MoE layers (protocol rounds per token). Unset: the task's "
+        "default.")
+    trace_path: Optional[str] = Field(
+        None, description="`trace` task: `.npz` with `gates` or `logits` [tokens, layers, "
+        "experts] (unset: the default trace recorded from the digits model).")
+    trace_width: Optional[int] = Field(
+        None, ge=1, description="`trace` task: hidden width of the traced model (sets the "
+        "payload size).")
     bits_per_value: int = Field(
         8, ge=2, le=24, description="Quantisation of each hidden-state value sent over the "
         "air (payload = width x bits_per_value bits per token and link).")
@@ -190,3 +203,85 @@ class StudyConfig(BaseModel):
         if len(set(self.schemes)) != len(self.schemes):
             raise ValueError(f"schemes must not repeat a name, got {list(self.schemes)}")
         return self
+
+
+def _type_text(info):
+    import typing
+    annotation = info.annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    optional = len(args) < len(typing.get_args(annotation))
+    if typing.get_origin(annotation) is Literal:
+        return "one of " + ", ".join(f"`{_literal(v)}`" for v in typing.get_args(annotation))
+    if optional and len(args) == 1:
+        annotation = args[0]
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        inner = typing.get_args(annotation)[0]
+        if typing.get_origin(inner) is Literal:
+            text = "list of scheme names"
+        else:
+            text = f"list of {inner.__name__}"
+    else:
+        text = getattr(annotation, "__name__", str(annotation))
+    return text + (" or unset" if optional else "")
+
+
+def _literal(value):
+    return f"{value:g}" if isinstance(value, float) else str(value).lower() \
+        if isinstance(value, bool) else str(value)
+
+
+def _constraints(info):
+    words = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "min_length": "length >="}
+    parts = []
+    for item in info.metadata:
+        for attribute, symbol in words.items():
+            value = getattr(item, attribute, None)
+            if value is not None:
+                parts.append(f"{symbol} {value:g}" if isinstance(value, float)
+                             else f"{symbol} {value}")
+    return ", ".join(parts)
+
+
+def _default_text(info):
+    if info.default_factory is not None:
+        return ""
+    value = info.default
+    if value is None:
+        return "unset"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(f'"{v}"' if isinstance(v, str) else f"{v}" for v in value) + "]"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def config_reference():
+    """The study-file reference as Markdown, generated from the models (``docs/cosim.md``).
+
+    Output
+    ------
+    text : str
+        One table per section: key, type / allowed values, default, range, meaning.
+    """
+    sections = [("top level", StudyConfig, "")]
+    for name, info in StudyConfig.model_fields.items():
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            sections.append((f"[{name}]", info.annotation, name + "."))
+    lines = []
+    for title, model, prefix in sections:
+        lines += [f"### {title}", "", (model.__doc__ or "").strip(), "",
+                  "| key | type | default | range | meaning |",
+                  "|---|---|---|---|---|"]
+        for name, info in model.model_fields.items():
+            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+                continue
+            description = (info.description or "").replace("|", "\\|")
+            lines.append(f"| `{prefix}{name}` | {_type_text(info)} | {_default_text(info)} | "
+                         f"{_constraints(info)} | {description} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,34 @@
+"""``dmoe run [CONFIG] --out DIR``: run a study (or the shipped default) and draw its figures."""
+
+from pathlib import Path
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser):
+    parser.add_argument("config", nargs="?", default=None,
+                        help="study TOML file (default: the shipped default study)")
+    parser.add_argument("--out", default=None,
+                        help="run directory (default: results/<config name>); rerunning into "
+                             "it skips the points already done")
+    parser.add_argument("--executor", choices=("serial",), default="serial",
+                        help="how points are run (serial: one after another, this process)")
+    parser.add_argument("--no-plot", action="store_true", help="do not draw the figures")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args):
+    from dmoe.cosim.runner import SerialExecutor, run_study
+    from dmoe.cosim.study import load_study
+
+    study = load_study(args.config)  # ValueError on a bad study: nothing is written
+    out = args.out or str(Path("results") / (Path(args.config).stem if args.config else "default"))
+    print(f"dmoe run: {study.source}: {len(study.points)} point(s) x "
+          f"{len(study.points[0].config.schemes)} scheme(s) -> {out}")
+    summary = run_study(study, out, executor=SerialExecutor(), progress=not args.quiet)
+    print(f"dmoe run: {summary.points_run} point(s) run, {summary.points_skipped} already done, "
+          f"{summary.wall_time_s:.1f} s; results: {summary.results_path}")
+    if not args.no_plot:
+        from dmoe.cosim.plots import plot_results
+        plot_results(out, log=lambda line: print(f"dmoe plot: {line}"))
+    return 0

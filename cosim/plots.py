@@ -1,0 +1,245 @@
+"""The standard figures of a run directory (PNG and PDF, matplotlib's Agg backend).
+
+Each figure needs certain fields to have been swept; a figure whose fields were not swept is
+skipped with a note, never drawn from too little data. Fields swept besides the ones a figure
+uses become panels (up to :data:`MAX_PANELS`) or are averaged over, and the figure says which.
+
+=========================  ==========================================  =====================
+figure                     shows                                       needs
+=========================  ==========================================  =====================
+``tradeoff``               accuracy against energy per token, one      ``energy_per_token_j``
+                           curve per scheme across rho                 and ``accuracy``
+``energy_vs_subcarriers``  energy per token against N                  ``channel.num_subcarriers``
+``energy_saving_vs_rho``   1 - E(scheme) / E(top_k) against rho        ``importance`` and ``top_k``
+``accuracy_vs_snr``        accuracy against mean SNR                   a power, noise or
+                                                                       distance field
+``channel_sensitivity``    accuracy and energy per channel model       ``channel.model`` or
+                                                                       ``channel.profile``
+=========================  ==========================================  =====================
+"""
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["plot_results", "FIGURES", "MAX_PANELS"]
+
+FIGURES = ("tradeoff", "energy_vs_subcarriers", "energy_saving_vs_rho", "accuracy_vs_snr",
+           "channel_sensitivity")
+MAX_PANELS = 6
+
+_SNR_FIELDS = ("channel.tx_power_dbm", "channel.noise_figure_db", "channel.noise_psd_dbm_hz",
+               "channel.min_distance_m", "channel.max_distance_m", "channel.distances_m",
+               "channel.pathloss")
+
+
+def _swept(table, axes):
+    """Swept fields that really vary in the table (manifest axes, else columns that vary)."""
+    return [name for name in axes if name in table.columns and table[name].nunique() > 1]
+
+
+def _panels(table, swept, used):
+    """Split the table by the swept fields a figure does not use: [(title, sub-table)]."""
+    others = [name for name in swept if name not in used]
+    combos = list(table.groupby(others, sort=False)) if others else [((), table)]
+    if len(combos) > MAX_PANELS:
+        return [("mean over " + ", ".join(n.split(".")[-1] for n in others), table)], others
+    panels = []
+    for values, sub in combos:
+        values = values if isinstance(values, tuple) else (values,)
+        panels.append((", ".join(f"{n.split('.')[-1]}={v}" for n, v in zip(others, values)), sub))
+    return panels, []
+
+
+def _figure(num_panels, rows=1):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cols = int(np.ceil(num_panels / rows))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    return fig, axes.ravel()
+
+
+def _save(fig, directory, name, formats):
+    import matplotlib.pyplot as plt
+    paths = []
+    fig.tight_layout()
+    for fmt in formats:
+        path = Path(directory) / f"{name}.{fmt}"
+        fig.savefig(path, dpi=130)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _mean_over(sub, keys, values):
+    return sub.groupby(keys, sort=True)[values].mean().reset_index()
+
+
+def _tradeoff(table, swept, directory, formats):
+    panels, averaged = _panels(table, swept, {"importance"})
+    fig, axes = _figure(len(panels))
+    for ax, (title, sub) in zip(axes, panels):
+        for scheme, rows in sub.groupby("scheme", sort=False):
+            rows = _mean_over(rows, ["importance"], ["energy_per_token_j", "accuracy"])
+            ax.plot(rows["energy_per_token_j"] * 1e3, rows["accuracy"] * 100, "o-", label=scheme,
+                    markersize=4)
+        ax.set_xlabel("energy per token (mJ)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_xscale("log")
+        ax.set_title(title or "accuracy-energy trade-off across rho", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    return _save(fig, directory, "tradeoff", formats), averaged
+
+
+def _by_x(table, swept, directory, formats, x, y, name, xlabel, ylabel, scale_y=1.0, logy=False):
+    panels, averaged = _panels(table, swept, {x})
+    fig, axes = _figure(len(panels))
+    for ax, (title, sub) in zip(axes, panels):
+        for scheme, rows in sub.groupby("scheme", sort=False):
+            rows = _mean_over(rows, [x], [y])
+            ax.plot(rows[x], rows[y] * scale_y, "o-", label=scheme, markersize=4)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if logy:
+            ax.set_yscale("log")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    return _save(fig, directory, name, formats), averaged
+
+
+def _energy_saving(table, swept, directory, formats):
+    keys = [name for name in swept if name in table.columns]
+    reference = table[table["scheme"] == "top_k"][keys + ["energy_per_token_j"]]
+    merged = table[table["scheme"] != "top_k"].merge(
+        reference.rename(columns={"energy_per_token_j": "reference_j"}), on=keys, how="inner")
+    merged = merged.assign(saving=1.0 - merged["energy_per_token_j"] / merged["reference_j"])
+    return _by_x(merged, swept, directory, formats, "importance", "saving",
+                 "energy_saving_vs_rho", "importance rho",
+                 "energy saving vs top_k (%)", scale_y=100)
+
+
+def _channel_label(table):
+    labels = table["channel.model"].astype(str)
+    if "channel.profile" in table.columns:
+        with_profile = table["channel.model"].isin(["tdl", "cdl"])
+        labels = labels.where(~with_profile, labels.str.upper() + "-" + table["channel.profile"])
+    return labels.str.replace("rayleigh", "Rayleigh").str.replace(
+        r"^(umi|uma|rma)$", lambda m: {"umi": "UMi", "uma": "UMa", "rma": "RMa"}[m.group(0)],
+        regex=True)
+
+
+def _channel_sensitivity(table, swept, directory, formats):
+    table = table.assign(channel=_channel_label(table))
+    panels, averaged = _panels(table, swept, {"channel.model", "channel.profile"})
+    fig, axes = _figure(2 * len(panels), rows=len(panels))
+    for index, (title, sub) in enumerate(panels):
+        channels = list(dict.fromkeys(sub["channel"]))
+        schemes = list(dict.fromkeys(sub["scheme"]))
+        width = 0.8 / max(len(schemes), 1)
+        for metric, ax, label, scale in (
+                ("accuracy", axes[2 * index], "accuracy (%)", 100),
+                ("energy_per_token_j", axes[2 * index + 1], "energy per token (mJ)", 1e3)):
+            means = sub.groupby(["channel", "scheme"])[metric].mean()
+            for offset, scheme in enumerate(schemes):
+                heights = [means.get((channel, scheme), np.nan) * scale for channel in channels]
+                ax.bar(np.arange(len(channels)) + offset * width, heights, width, label=scheme)
+            ax.set_xticks(np.arange(len(channels)) + 0.4 - width / 2, channels, rotation=30,
+                          fontsize=8)
+            ax.set_ylabel(label)
+            ax.set_title(title or "channel-model sensitivity", fontsize=9)
+            ax.grid(alpha=0.3, axis="y")
+            if metric == "energy_per_token_j":
+                ax.set_yscale("log")
+        axes[0].legend(fontsize=7)
+    return _save(fig, directory, "channel_sensitivity", formats), averaged
+
+
+def plot_results(directory, formats=("png", "pdf"), out=None, log=print):
+    """Draw every standard figure the run's data supports.
+
+    Parameters
+    ----------
+    directory : str or path
+        A run directory of ``dmoe run`` (reads ``results.parquet`` or the finished points).
+    formats : tuple of str
+        File formats, e.g. ``("png", "pdf")``.
+    out : str, path or None
+        Figure directory (default ``DIR/figures``).
+    log : callable
+        Receives one line per figure drawn or skipped.
+
+    Output
+    ------
+    written : dict
+        ``{figure name: [paths]}`` of the figures drawn.
+
+    Example
+    -------
+    >>> plot_results("results/default")   # doctest: +SKIP
+    {'tradeoff': [...tradeoff.png, ...tradeoff.pdf], ...}
+    """
+    from .store import read_results
+
+    table, _ = read_results(directory)
+    if table.empty:
+        raise ValueError(f"{str(directory)!r} holds no finished points to plot")
+    manifest = json.loads((Path(directory) / "manifest.json").read_text(encoding="utf-8"))
+    swept = _swept(table, manifest.get("axes", {}))
+    out = Path(out) if out is not None else Path(directory) / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+
+    def attempt(name, needs_ok, reason, draw):
+        if not needs_ok:
+            log(f"skipped {name}: {reason}")
+            return
+        paths, averaged = draw()
+        written[name] = paths
+        note = f" (averaged over {', '.join(averaged)})" if averaged else ""
+        log(f"wrote {paths[0].with_suffix('')}.{{{','.join(formats)}}}{note}")
+
+    attempt("tradeoff", {"accuracy", "energy_per_token_j"} <= set(table.columns),
+            "the table has no accuracy / energy columns",
+            lambda: _tradeoff(table, swept, out, formats))
+    attempt("energy_vs_subcarriers", "channel.num_subcarriers" in swept,
+            "channel.num_subcarriers was not swept",
+            lambda: _by_x(table, swept, out, formats, "channel.num_subcarriers",
+                          "energy_per_token_j", "energy_vs_subcarriers",
+                          "subcarriers N", "energy per token (mJ)", 1e3, logy=True))
+    has_reference = "top_k" in set(table["scheme"]) and table["scheme"].nunique() > 1
+    attempt("energy_saving_vs_rho", "importance" in swept and has_reference,
+            "needs importance swept and the top_k scheme among others",
+            lambda: _energy_saving(table, swept, out, formats))
+    snr_fields = [name for name in _SNR_FIELDS if name in swept]
+    attempt("accuracy_vs_snr", bool(snr_fields) and "mean_snr_db" in table.columns,
+            "no transmit power, noise or distance field was swept",
+            lambda: _by_x(table, [s for s in swept if s not in snr_fields], out, formats,
+                          "mean_snr_db", "accuracy", "accuracy_vs_snr",
+                          "mean SNR (dB)", "accuracy (%)", 100))
+    attempt("channel_sensitivity",
+            any(name in swept for name in ("channel.model", "channel.profile")),
+            "channel.model / channel.profile was not swept",
+            lambda: _channel_sensitivity(table, swept, out, formats))
+    return written
+
+
+def _synthetic_table(seed=0):
+    """A fake results table with every figure's fields swept (for tests and previews)."""
+    import pandas as pd
+    rng = np.random.default_rng(seed)
+    rows = []
+    for rho, n, power, model in itertools.product(
+            (0.5, 0.8, 1.0), (16, 64), (0.0, 23.0), ("rayleigh", "tdl", "umi")):
+        for scheme in ("des", "jesa", "top_k"):
+            energy = 1e-3 * (rho + 0.2) * (64 / n) * (1.5 if scheme == "top_k" else 1.0)
+            rows.append({"scheme": scheme, "importance": rho, "channel.num_subcarriers": n,
+                         "channel.tx_power_dbm": power, "channel.model": model,
+                         "channel.profile": "A", "mean_snr_db": power - 5 + rng.normal(),
+                         "accuracy": min(1.0, 0.7 + 0.25 * rho + 0.002 * power),
+                         "energy_per_token_j": energy})
+    return pd.DataFrame(rows)

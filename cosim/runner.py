@@ -1,0 +1,141 @@
+"""Running a study: points through an executor into the result store, with a progress bar.
+
+The sweep is a list of independent points; :func:`dmoe.cosim.run_point` runs one from its
+config alone. An *executor* maps it over the points not yet done and yields each point's rows as
+soon as they exist, so the store writes them one by one. Only :class:`SerialExecutor` exists
+today; a process pool or a Ray executor (issue 7) implements the same one method and gives
+identical results, because every random stream of a point derives from its config.
+"""
+
+import time
+from dataclasses import dataclass
+
+from .engine import run_metadata, run_point
+from .store import ResultStore
+
+__all__ = ["Executor", "SerialExecutor", "RunSummary", "run_study", "preflight"]
+
+
+class Executor:
+    """Interface of a sweep executor.
+
+    Subclasses implement :meth:`map`, which calls ``function(item)`` for every item and yields
+    ``(item, result)`` pairs in any order, as they complete. An exception in ``function`` is
+    raised from the iterator; pairs yielded before it are kept by the caller.
+    """
+
+    name = "abstract"
+
+    def map(self, function, items):  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class SerialExecutor(Executor):
+    """Run points one after another in this process."""
+
+    name = "serial"
+
+    def map(self, function, items):
+        for item in items:
+            yield item, function(item)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What :func:`run_study` did.
+
+    Attributes
+    ----------
+    directory : str
+    points_total, points_run, points_skipped : int
+    wall_time_s : float
+    results_path : str
+    """
+
+    directory: str
+    points_total: int
+    points_run: int
+    points_skipped: int
+    wall_time_s: float
+    results_path: str
+
+
+def _run_config(point):
+    # Module-level so a process or Ray executor can pickle it.
+    return run_point(point.config)
+
+
+def preflight(study):
+    """Check every point against its MoE before anything is written.
+
+    Loads (training on first use) each distinct MoE of the study and checks D, k, layer-wise
+    rho and distances against its K and L, and the channel settings with ``dmoe.phy``.
+
+    Raises
+    ------
+    ValueError
+        Naming the offending key.
+    """
+    from .engine import check_point, load_model
+    for point in study.points:
+        model = load_model(point.config.moe)
+        try:
+            check_point(point.config, model)
+        except ValueError as error:
+            swept = ", ".join(f"{k}={v!r}" for k, v in point.swept.items())
+            raise ValueError(f"{error}" + (f" [at sweep point {swept}]" if swept else "")) \
+                from None
+
+
+def run_study(study, directory, executor=None, progress=True):
+    r"""Run every point of a study not yet in ``directory`` and write the results table.
+
+    Parameters
+    ----------
+    study : Study
+        From :func:`dmoe.cosim.load_study`.
+    directory : str or path
+        Run directory (created; an existing one must hold the same study: its finished points
+        are skipped).
+    executor : Executor or None
+        Default :class:`SerialExecutor`.
+    progress : bool
+        Show a tqdm bar (points done, ETA) on stderr.
+
+    Output
+    ------
+    summary : RunSummary
+
+    Example
+    -------
+    >>> summary = run_study(load_study("configs/tradeoff.toml"), "results/tradeoff")  # doctest: +SKIP
+    """
+    executor = executor or SerialExecutor()
+    started = time.perf_counter()
+    preflight(study)
+    store = ResultStore(directory)
+    metadata = run_metadata()
+    metadata.update(executor=executor.name, seed=study.points[0].config.seed,
+                    execution_mode=sorted({p.config.execution.mode for p in study.points}),
+                    config=study.resolved(), source=study.source)
+    store.prepare(study, metadata)
+    todo = [point for point in study.points if not store.is_done(point)]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(study.points), initial=len(study.points) - len(todo),
+                   unit="point", desc="dmoe run", dynamic_ncols=True)
+    try:
+        for point, rows in executor.map(_run_config, todo):
+            store.write_point(point, rows, {
+                "point_id": point.point_id, "index": point.index, "seed": point.seed,
+                "key": point.key, "swept": point.swept, "executor": executor.name})
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    results = store.finalize(study.points, metadata)
+    return RunSummary(directory=str(directory), points_total=len(study.points),
+                      points_run=len(todo), points_skipped=len(study.points) - len(todo),
+                      wall_time_s=time.perf_counter() - started, results_path=str(results))
