@@ -14,9 +14,12 @@ from .links import Links, sample_links
 from .pathloss import pathloss_db
 from .rates import mcs_rate, shannon_rate
 from ._mcs import MCSTable, bler_awgn, mcs_table, select_mcs
+from .link_simulator import LinkSimulator, TransmissionResult
 
 __all__ = [
     # channels (Channel engineer)
     "ChannelConfig", "Links", "sample_links", "pathloss_db", "shannon_rate", "mcs_rate",
     "MCSTable", "mcs_table", "bler_awgn", "select_mcs",
+    # link realisation (Link engineer)
+    "LinkSimulator", "TransmissionResult",
 ]

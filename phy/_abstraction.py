@@ -1,0 +1,252 @@
+"""PHY abstraction helpers: 5G NR MCS tables, transport-block sizing, resource grid, EESM and BLER.
+
+Everything here is shared by both fidelities of :class:`~dmoe.phy.LinkSimulator`, so that the
+abstraction and the bit-true chain size, time and cost a transport block identically
+(``docs/phy.md``, "Link realisation").
+
+- MCS: TS 38.214 PDSCH MCS tables via :func:`sionna.phy.nr.utils.decode_mcs_index` (our links
+  are plain CP-OFDM without transform precoding, so the PDSCH tables apply to both directions).
+- Transport block (TB): the payload of ``B`` bits is carried in the smallest 5G NR TB
+  (:func:`sionna.phy.nr.utils.calculate_tb_size`) with ``TBS >= B``; the rest is zero padding.
+- Resource grid: slots of 14 OFDM symbols (normal cyclic prefix), one pilot OFDM symbol per
+  slot on the link's subcarriers, 13 data symbols.
+- BLER: Sionna's EESM (:class:`sionna.sys.EESM`, beta per MCS) and the BLER tables of
+  :class:`sionna.sys.PHYAbstraction` (AWGN, LDPC, per code-block size); the TB error rate is
+  ``1 - (1 - BLER_cb)**num_cb``.
+"""
+
+import functools
+
+import numpy as np
+
+from . import _mcs
+
+__all__ = []
+
+SYMBOLS_PER_SLOT = 14
+PILOT_SYMBOLS_PER_SLOT = 1
+DATA_SYMBOLS_PER_SLOT = SYMBOLS_PER_SLOT - PILOT_SYMBOLS_PER_SLOT
+# TS 38.212: no code rate above 0.95 is decodable; keep the TB (incl. 24-bit floor) below it.
+_MAX_EFFECTIVE_RATE = 0.95
+NUM_MCS = 29
+
+
+def ofdm_symbol_duration_s(subcarrier_spacing_hz):
+    """Duration of one OFDM symbol incl. its cyclic prefix, in s (normal CP, 5G NR).
+
+    A slot of 14 symbols lasts ``1 ms / 2**mu`` with ``df = 15 kHz * 2**mu``, so the mean symbol
+    duration (CP included) is ``1e-3 / (14 * 2**mu)``: 71.4 us at 15 kHz, 35.7 us at 30 kHz.
+    """
+    mu = np.log2(subcarrier_spacing_hz / 15e3)
+    return 1e-3 / (SYMBOLS_PER_SLOT * 2.0 ** mu)
+
+
+@functools.lru_cache(maxsize=None)
+def eesm():
+    """The shared Sionna ``EESM`` block (beta per MCS from Sionna's calibrated table)."""
+    from sionna.sys import EESM
+    return EESM()
+
+
+def mcs_table_arrays(mcs_table):
+    """Modulation order, target code rate and BLER-table availability of every MCS index.
+
+    Thin view of :func:`dmoe.phy._mcs.mcs_table` (the Channel engineer's MCS table).
+
+    Output
+    ------
+    bits_per_symbol : [29], int64
+        Modulation order Q_m (0 where the index is reserved).
+    code_rate : [29], float64
+        Target code rate R.
+    has_table : [29], bool
+        True where Sionna ships a BLER table for (PDSCH, ``mcs_table``, MCS).
+    """
+    table = _mcs.mcs_table(mcs_table)
+    return (table.modulation_order.astype(np.int64), table.code_rate,
+            np.asarray(table.has_bler_table))
+
+
+_SEGMENT_CACHE = {}
+
+
+def _segment_uncached(payload_bits, bits_per_symbol, code_rate):
+    """Vectorised search of the smallest grid carrying each payload (see :func:`segment`)."""
+    from sionna.phy.nr.utils import calculate_tb_size
+    payload_bits = payload_bits.astype(np.int64)
+    num_re = np.ceil(payload_bits / (bits_per_symbol * code_rate)).astype(np.int64)
+    num_re = np.maximum(num_re, 1)
+    for _ in range(200):
+        tbs, _, _, *_ = calculate_tb_size(bits_per_symbol, code_rate,
+                                          num_coded_bits=num_re * bits_per_symbol,
+                                          return_cw_length=False)
+        tbs = tbs.numpy().astype(np.int64)
+        short = (tbs < payload_bits) | (tbs >= _MAX_EFFECTIVE_RATE * num_re * bits_per_symbol)
+        if not short.any():
+            break
+        # TB sizes are quantised in steps of ~1.5 %, so grow the grid geometrically.
+        num_re = np.where(short, num_re + np.maximum(1, np.ceil(0.01 * num_re)).astype(np.int64),
+                          num_re)
+    tbs, cb_size, num_cb, *_ = calculate_tb_size(bits_per_symbol, code_rate,
+                                                 target_tb_size=tbs,
+                                                 num_coded_bits=num_re * bits_per_symbol,
+                                                 return_cw_length=False)
+    return (num_re, tbs.numpy().astype(np.int64), cb_size.numpy().astype(np.int64),
+            num_cb.numpy().astype(np.int64))
+
+
+def segment(payload_bits, mcs, mcs_table):
+    r"""Transport block carrying each payload: resource elements, TB size, code blocks.
+
+    The grid is the smallest number of data resource elements ``num_re`` for which the 5G NR
+    TB size (TS 38.214 5.1.3.2 with ``num_coded_bits = Q_m num_re``) is at least the payload.
+    Results are cached per ``(mcs_table, mcs, payload)``.
+
+    Input
+    -----
+    payload_bits : [...], int, >= 1
+    mcs : [...], int, valid MCS indices of ``mcs_table``
+
+    Output
+    ------
+    num_re, tb_size, cb_size, num_cb : [...], int64
+        Data resource elements, TB size (bits, >= payload), code-block size (bits incl. CRC
+        parity as in Sionna's tables), number of code blocks.
+    """
+    payload_bits = np.asarray(payload_bits, dtype=np.int64)
+    mcs = np.broadcast_to(np.asarray(mcs, dtype=np.int64), payload_bits.shape)
+    keys = np.stack([payload_bits.ravel(), mcs.ravel()], axis=-1)
+    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    missing = [i for i, (b, m) in enumerate(unique)
+               if (mcs_table, int(m), int(b)) not in _SEGMENT_CACHE]
+    if missing:
+        qm, rate, _ = mcs_table_arrays(mcs_table)
+        b = unique[missing, 0]
+        m = unique[missing, 1]
+        values = _segment_uncached(b, qm[m], rate[m])
+        for j, i in enumerate(missing):
+            _SEGMENT_CACHE[(mcs_table, int(unique[i, 1]), int(unique[i, 0]))] = tuple(
+                int(v[j]) for v in values)
+    table = np.array([_SEGMENT_CACHE[(mcs_table, int(m), int(b))] for b, m in unique],
+                     dtype=np.int64).reshape(-1, 4)
+    out = table[inverse].reshape(payload_bits.shape + (4,))
+    return out[..., 0], out[..., 1], out[..., 2], out[..., 3]
+
+
+def grid_symbols(num_re, num_subcarriers):
+    r"""OFDM symbols one attempt occupies: data symbols and pilot symbols.
+
+    Input
+    -----
+    num_re : [...], int
+        Data resource elements of the TB.
+    num_subcarriers : [...], int, >= 1
+        Subcarriers of the link, ``|N_k|``.
+
+    Output
+    ------
+    data_symbols, pilot_symbols : [...], int64
+        ``ceil(num_re / |N_k|)`` and ``ceil(data_symbols / 13)`` (one pilot symbol per slot).
+    """
+    num_subcarriers = np.maximum(np.asarray(num_subcarriers, dtype=np.int64), 1)
+    data = -(-np.asarray(num_re, dtype=np.int64) // num_subcarriers)
+    pilots = -(-data // DATA_SYMBOLS_PER_SLOT)
+    return data, pilots
+
+
+def post_equalisation_sinr(snr, pilot_symbols):
+    r"""SINR after one-tap equalisation with an LS estimate averaged over the pilot symbols.
+
+    With unit-energy pilots the LS error variance is ``N0 / n_p`` and, treated as noise,
+    ``sinr = snr / (1 + 1 / n_p)`` (``docs/phy.md``, "Channel estimation").
+
+    Input
+    -----
+    snr : [..., subcarriers], float, linear true SNR
+    pilot_symbols : [...], int, >= 1
+
+    Output
+    ------
+    sinr : [..., subcarriers], float64
+    """
+    n_p = np.maximum(np.asarray(pilot_symbols, dtype=np.float64), 1.0)
+    return np.asarray(snr, dtype=np.float64) / (1.0 + 1.0 / n_p)[..., None]
+
+
+def effective_sinr(sinr, used, mcs, mcs_table):
+    r"""EESM effective SINR of every link over its used subcarriers (Sionna ``EESM``).
+
+    Input
+    -----
+    sinr : [M, S], float, linear per-subcarrier SINR
+    used : [M, S], bool, subcarriers the link occupies
+    mcs : [M], int
+
+    Output
+    ------
+    sinr_eff : [M], float64, linear (0 where no subcarrier is used; clipped to [-30, 30] dB)
+    """
+    import tensorflow as tf
+    sinr = np.where(used, np.maximum(sinr, 1e-12), 0.0).astype(np.float32)
+    num_links, num_subcarriers = sinr.shape
+    # EESM input: [..., num_ofdm_symbols, num_subcarriers, num_ut, num_streams]
+    sinr_5d = sinr.reshape(num_links, 1, num_subcarriers, 1, 1)
+    mcs = np.maximum(np.asarray(mcs, dtype=np.int32), 0).reshape(num_links, 1)
+    out = eesm()(tf.constant(sinr_5d), tf.constant(mcs), mcs_table_index=mcs_table)
+    return out.numpy().reshape(num_links).astype(np.float64)
+
+
+def tb_error_rate(sinr_eff, mcs, cb_size, num_cb, mcs_table):
+    r"""TB error probability from Sionna's PHYAbstraction BLER tables at the effective SINR.
+
+    Per code block: the PDSCH table of Sionna's ``PHYAbstraction`` (interpolated by Sionna on a
+    0.1 dB x 100-bit grid), nearest code-block size, linear in SNR (dB), clamped to
+    -5..30 dB. Per TB: ``1 - (1 - BLER_cb)**num_cb``.
+
+    Input
+    -----
+    sinr_eff : [M], float, linear
+    mcs, cb_size, num_cb : [M], int
+
+    Output
+    ------
+    tbler : [M], float64, in [0, 1] (1 for an MCS without a table)
+    """
+    bler_table, snr_grid, cbs_grid = _mcs._pdsch_bler_tables()  # pylint: disable=protected-access
+    mcs = np.asarray(mcs, dtype=np.int64)
+    cb_size = np.asarray(cb_size, dtype=np.float64)
+    cbs = np.clip(np.rint((cb_size - cbs_grid[0]) / (cbs_grid[1] - cbs_grid[0])), 0,
+                  len(cbs_grid) - 1).astype(np.int64)
+    snr_db = 10.0 * np.log10(np.maximum(np.asarray(sinr_eff, dtype=np.float64), 1e-30))
+    position = np.clip((snr_db - snr_grid[0]) / (snr_grid[1] - snr_grid[0]), 0.0,
+                       len(snr_grid) - 1.0)
+    lower = np.minimum(np.floor(position).astype(np.int64), len(snr_grid) - 2)
+    frac = position - lower
+    curves = bler_table[mcs_table - 1]
+    bler = (curves[mcs, cbs, lower] * (1.0 - frac) + curves[mcs, cbs, lower + 1] * frac)
+    bler = np.clip(np.nan_to_num(bler, nan=1.0), 0.0, 1.0)
+    return 1.0 - (1.0 - bler) ** np.asarray(num_cb, dtype=np.float64)
+
+
+def uncoded_ber(sinr, bits_per_symbol):
+    r"""Bit error rate of Gray-mapped square QAM (``2**bits_per_symbol`` points) at ``sinr``.
+
+    Nearest-neighbour approximation, exact for QPSK (``Q(sqrt(sinr))``):
+    ``BER = 4/m (1 - 1/sqrt(M)) Q(sqrt(3 sinr / (M - 1)))``, ``m = log2 M``.
+
+    Input
+    -----
+    sinr : [...], float, linear, per symbol
+    bits_per_symbol : [...], int, even >= 2
+
+    Output
+    ------
+    ber : [...], float64, in [0, 0.5]
+    """
+    from scipy.special import erfc
+    m = np.asarray(bits_per_symbol, dtype=np.float64)
+    points = 2.0 ** m
+    arg = np.sqrt(3.0 * np.maximum(sinr, 0.0) / (points - 1.0))
+    ber = 4.0 / m * (1.0 - 1.0 / np.sqrt(points)) * 0.5 * erfc(arg / np.sqrt(2.0))
+    return np.clip(ber, 0.0, 0.5)

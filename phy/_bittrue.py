@@ -1,0 +1,154 @@
+"""Bit-true 5G NR link chain on Sionna blocks (``docs/phy.md``, "Link realisation").
+
+One chain per (TB size, coded bits, modulation, code rate): Sionna's ``TBEncoder`` (TB CRC,
+code-block segmentation + CRC, 5G LDPC, rate matching, interleaving, scrambling), QAM
+``Mapper``, a per-resource-element OFDM channel ``y = h x + n`` on the link's subcarriers with
+one pilot OFDM symbol per slot, LS channel estimation averaged over the attempt's pilot
+symbols, one-tap LMMSE equalisation with the estimation error counted as noise, APP
+``Demapper``, chase combining of LLRs over HARQ attempts and ``TBDecoder`` (20 BP iterations,
+TB CRC check). The channel and noise are given as inputs: noise comes from the caller's seeded
+generator, the channel is the TRUE sampled channel normalised so that the noise has unit
+variance (``|h|**2`` is the SNR).
+"""
+
+import functools
+
+import numpy as np
+import tensorflow as tf
+
+from sionna.phy.mapping import Demapper, Mapper
+from sionna.phy.nr import TBDecoder, TBEncoder
+
+__all__ = []
+
+# Unit-energy pilot; LS needs only a known symbol (its value does not change the estimate).
+_PILOT = np.complex64((1.0 + 1.0j) / np.sqrt(2.0))
+
+
+class TBChain:
+    r"""Encoder, channel/receiver and decoder of one TB configuration, compiled with tf.function.
+
+    Parameters
+    ----------
+    tb_size : int
+        TB size in bits (a valid 5G NR TB size, :func:`._abstraction.segment`).
+    num_re : int
+        Data resource elements of the TB.
+    bits_per_symbol : int
+        QAM order Q_m.
+    code_rate : float
+        Target code rate of the MCS.
+    num_bp_iter : int
+        LDPC belief-propagation iterations (20, as Sionna's BLER tables).
+    """
+
+    def __init__(self, tb_size, num_re, bits_per_symbol, code_rate, num_bp_iter=20):
+        self.tb_size = int(tb_size)
+        self.num_re = int(num_re)
+        self.bits_per_symbol = int(bits_per_symbol)
+        self.num_coded_bits = self.num_re * self.bits_per_symbol
+        self.encoder = TBEncoder(target_tb_size=self.tb_size, num_coded_bits=self.num_coded_bits,
+                                 target_coderate=float(code_rate),
+                                 num_bits_per_symbol=self.bits_per_symbol, channel_type="PDSCH")
+        self.decoder = TBDecoder(self.encoder, num_bp_iter=num_bp_iter, cn_update="boxplus-phi")
+        self.mapper = Mapper("qam", self.bits_per_symbol)
+        self.demapper = Demapper("app", "qam", self.bits_per_symbol)
+        spec_bits = tf.TensorSpec([None, self.tb_size], tf.float32)
+        self.encode = tf.function(self._encode, input_signature=[spec_bits])
+        self.receive = tf.function(self._receive, input_signature=[
+            tf.TensorSpec([None, self.num_re], tf.complex64),      # x
+            tf.TensorSpec([None, None], tf.complex64),             # h [G, N]
+            tf.TensorSpec([None, self.num_re], tf.int32),          # subcarrier of each RE
+            tf.TensorSpec([None, None, None], tf.complex64),       # pilot noise [G, P, N]
+            tf.TensorSpec([None, None], tf.float32),               # pilot weights [G, P]
+            tf.TensorSpec([None, self.num_re], tf.complex64),      # data noise
+            tf.TensorSpec([None, self.num_coded_bits], tf.float32),  # accumulated LLRs
+        ])
+
+    def _encode(self, bits):
+        return self.mapper(self.encoder(bits))
+
+    def _receive(self, x, h, subcarrier, pilot_noise, pilot_weight, data_noise, llr_prev):
+        # LS estimate per subcarrier, averaged over this attempt's pilot symbols.
+        pilot = tf.constant(_PILOT)
+        y_pilot = h[:, None, :] * pilot + pilot_noise
+        weight = tf.cast(pilot_weight, tf.complex64)[:, :, None]
+        h_hat = tf.reduce_sum(weight * y_pilot, axis=1) * tf.math.conj(pilot)
+        error_var = tf.reduce_sum(tf.square(pilot_weight), axis=1, keepdims=True)  # = 1/n_p
+        # Data REs on the TRUE channel.
+        h_re = tf.gather(h, subcarrier, batch_dims=1)
+        h_hat_re = tf.gather(h_hat, subcarrier, batch_dims=1)
+        y = h_re * x + data_noise
+        gain = tf.maximum(tf.math.real(h_hat_re) ** 2 + tf.math.imag(h_hat_re) ** 2, 1e-12)
+        x_hat = y * tf.math.conj(h_hat_re) / tf.cast(gain, tf.complex64)
+        no_eff = (1.0 + error_var) / gain
+        llr = self.demapper(x_hat, no_eff)
+        llr = llr_prev + tf.reshape(llr, [-1, self.num_coded_bits])
+        bits_hat, crc_ok = self.decoder(llr)
+        return llr, bits_hat, crc_ok
+
+
+@functools.lru_cache(maxsize=64)
+def tb_chain(tb_size, num_re, bits_per_symbol, code_rate):
+    """Cached :class:`TBChain` (building one costs a graph trace)."""
+    return TBChain(tb_size, num_re, bits_per_symbol, code_rate)
+
+
+def complex_normal(rng, shape):
+    """CN(0, 1) samples, complex64, from a numpy Generator."""
+    draws = rng.standard_normal(tuple(shape) + (2,), dtype=np.float32) * np.float32(np.sqrt(0.5))
+    return (draws[..., 0] + 1j * draws[..., 1]).astype(np.complex64)
+
+
+def transmit_group(chain, bits, h, used, pilot_symbols, attempts, rng):
+    r"""Send one TB per link through the chain with up to ``attempts`` HARQ attempts.
+
+    Input
+    -----
+    chain : TBChain
+    bits : [G, tb_size], float32, 0/1 TB bits (payload + zero padding)
+    h : [G, N], complex64, true channel normalised to unit noise variance
+    used : [G, N], bool, subcarriers of each link (>= 1 per link)
+    pilot_symbols : [G], int, pilot OFDM symbols per attempt (>= 1)
+    attempts : int, >= 1
+    rng : numpy.random.Generator
+
+    Output
+    ------
+    bits_hat : [G, tb_size], uint8, decoded TB at the last attempt made
+    crc_ok : [G, attempts], bool, TB CRC after each attempt (False after success is not set)
+    num_attempts : [G], int64, attempts made (stops at the first CRC pass)
+    """
+    num_links, num_subcarriers = h.shape
+    # Subcarrier carrying each data RE: the used subcarriers in ascending order, filled
+    # OFDM symbol by OFDM symbol (RE j -> used subcarrier j mod |N_k|).
+    order = np.argsort(~used, axis=1, kind="stable")
+    count = used.sum(axis=1)
+    position = np.arange(chain.num_re)[None, :] % count[:, None]
+    subcarrier = np.take_along_axis(order, position, axis=1).astype(np.int32)
+    max_pilots = int(pilot_symbols.max())
+    pilot_weight = np.where(np.arange(max_pilots)[None, :] < pilot_symbols[:, None],
+                            1.0 / pilot_symbols[:, None], 0.0).astype(np.float32)
+
+    x = chain.encode(tf.constant(bits, tf.float32))
+    llr = tf.zeros([num_links, chain.num_coded_bits], tf.float32)
+    active = np.arange(num_links)
+    bits_hat = np.zeros((num_links, chain.tb_size), dtype=np.uint8)
+    crc_ok = np.zeros((num_links, attempts), dtype=bool)
+    num_attempts = np.zeros(num_links, dtype=np.int64)
+    for attempt in range(attempts):
+        pilot_noise = complex_normal(rng, (len(active), max_pilots, num_subcarriers))
+        data_noise = complex_normal(rng, (len(active), chain.num_re))
+        llr_active, bits_active, ok_active = chain.receive(
+            tf.gather(x, active), tf.constant(h[active]), tf.constant(subcarrier[active]),
+            tf.constant(pilot_noise), tf.constant(pilot_weight[active]),
+            tf.constant(data_noise), tf.gather(llr, active))
+        ok_active = ok_active.numpy()
+        bits_hat[active] = bits_active.numpy().astype(np.uint8)
+        crc_ok[active, attempt] = ok_active
+        num_attempts[active] += 1
+        llr = tf.tensor_scatter_nd_update(llr, active[:, None], llr_active)
+        active = active[~ok_active]
+        if len(active) == 0:
+            break
+    return bits_hat, crc_ok, num_attempts
