@@ -323,6 +323,75 @@ def _bound_allows_branching(t, a, i, taken_cost, remaining, slots, reach, best, 
     return branch
 
 
+def _evaluate_dual(lam, g, c, allowed, fewest, slots, depth):
+    """Best set T for the values ``lam g - c``: ``fewest <= |T| <= slots`` over ``allowed`` experts.
+
+    Input: ``lam [n]``, ``g, c [n, K]``, ``allowed [n, K] bool``, ``fewest, slots [n]`` with
+    ``fewest <= slots <= depth``. Output: ``(g_sum, c_sum) [n]`` of T; ``h(lam) = lam need -
+    lam g_sum + c_sum`` (``docs/scheduler.md``, "Bound").
+    """
+    num_experts = g.shape[1]
+    value = np.where(allowed, lam[:, None] * g - c, -np.inf)
+    if depth < num_experts:
+        part = np.argpartition(-value, depth - 1, axis=1)[:, :depth]
+    else:
+        part = np.broadcast_to(np.arange(num_experts), value.shape)
+    part_value = np.take_along_axis(value, part, axis=1)
+    order = np.argsort(-part_value, axis=1)
+    top_idx = np.take_along_axis(part, order, axis=1)
+    top_value = np.take_along_axis(part_value, order, axis=1)
+    rank = np.arange(top_idx.shape[1])[None, :]
+    take = (rank < fewest[:, None]) | ((rank < slots[:, None]) & (top_value > 0))
+    take &= np.isfinite(top_value)
+    g_sum = np.where(take, np.take_along_axis(g, top_idx, axis=1), 0.0).sum(axis=1)
+    c_sum = np.where(take, np.take_along_axis(c, top_idx, axis=1), 0.0).sum(axis=1)
+    return g_sum, c_sum
+
+
+def _dual_lp(g, c, need, fewest, slots, allowed, depth):
+    r"""LP optimum of ``min c.x, g.x >= need, fewest <= 1.x <= slots, 0 <= x <= 1`` over ``allowed``.
+
+    Maximises the Lagrangian dual ``h(lam) = lam need - max_T sum_T (lam g_j - c_j)`` by
+    Kelley's cutting planes to convergence (``docs/scheduler.md``, "Bound"). Requires a feasible
+    LP (the ``slots`` most relevant allowed experts reach ``need``) and ``need > 0``.
+
+    Input: ``g, c [n, K]``, ``need [n]``, ``fewest, slots [n]`` int, ``allowed [n, K]`` bool,
+    ``depth >= max(slots)``. Output: ``value [n]`` (the LP optimum), ``lam [n]`` (a maximiser).
+    """
+    n = g.shape[0]
+    zero = np.zeros(n)
+    g_lo, c_lo = _evaluate_dual(zero, g, c, allowed, fewest, slots, depth)
+    by_relevance = np.lexsort((c, -np.where(allowed, g, -np.inf)), axis=1)
+    first = np.arange(g.shape[1])[None, :] < slots[:, None]
+    g_hi = np.where(first, np.take_along_axis(g, by_relevance, axis=1), 0.0).sum(axis=1)
+    c_hi = np.where(first, np.take_along_axis(c, by_relevance, axis=1), 0.0).sum(axis=1)
+    slope_lo, icpt_lo = need - g_lo, c_lo
+    slope_hi, icpt_hi = need - g_hi, c_hi
+    value = icpt_lo.copy()                    # h(0)
+    lam_best = zero.copy()
+    pending = np.flatnonzero(slope_lo > 0)
+    scale = _PRUNE_RTOL * np.maximum(np.abs(c).sum(axis=1), np.finfo(float).tiny)
+    for _ in range(_MAX_DUAL_ITERATIONS):
+        if not pending.size:
+            break
+        p = pending
+        lam = np.maximum((icpt_hi[p] - icpt_lo[p]) / (slope_lo[p] - slope_hi[p]), 0.0)
+        upper = icpt_lo[p] + lam * slope_lo[p]
+        g_t, c_t = _evaluate_dual(lam, g[p], c[p], allowed[p], fewest[p], slots[p], depth)
+        slope, icpt = need[p] - g_t, c_t
+        lower = icpt + lam * slope
+        improve = lower > value[p]
+        value[p[improve]] = lower[improve]
+        lam_best[p[improve]] = lam[improve]
+        go_on = (lower < upper - scale[p]) & (slope != 0)
+        up = go_on & (slope > 0)
+        down = go_on & (slope < 0)
+        slope_lo[p[up]], icpt_lo[p[up]] = slope[up], icpt[up]
+        slope_hi[p[down]], icpt_hi[p[down]] = slope[down], icpt[down]
+        pending = p[go_on]
+    return value, lam_best
+
+
 def _dual_bound_below(t, a, i, taken_cost, remaining, slots, fewest, cutoff):
     r"""Whether the LP bound of each node lies below ``cutoff`` (so the node must be branched).
 
@@ -343,12 +412,8 @@ def _dual_bound_below(t, a, i, taken_cost, remaining, slots, fewest, cutoff):
     icpt_hi = t.top_c[a, i, slots]
     # slope_lo <= 0: h peaks at lam = 0 and equals the cardinality bound, already below cutoff.
     result[slope_lo <= 0] = True
-    result[slope_lo <= 0] = True
     pending = np.flatnonzero(slope_lo > 0)
-    num_experts = t.g.shape[1]
-    positions = np.arange(num_experts)[None, :]
-    depth = t.max_experts
-    rank = np.arange(depth)[None, :]
+    positions = np.arange(t.g.shape[1])[None, :]
     for _ in range(_MAX_DUAL_ITERATIONS):
         if not pending.size:
             break
@@ -358,23 +423,11 @@ def _dual_bound_below(t, a, i, taken_cost, remaining, slots, fewest, cutoff):
         # Cutting-plane model already below the cutoff: the LP optimum is too; branch.
         below = upper < cutoff[p]
         result[p[below]] = True
-        # Evaluate h(lam): best T with fewest <= |T| <= slots for the values lam g - c.
         ap, ip = a[p], i[p]
-        value = lam[:, None] * t.g[ap] - t.c[ap]
         allowed = (positions >= ip[:, None]) & (positions < t.useful[ap][:, None])
-        value = np.where(allowed, value, -np.inf)
-        if depth < num_experts:
-            part = np.argpartition(-value, depth - 1, axis=1)[:, :depth]
-        else:
-            part = np.broadcast_to(np.arange(num_experts), value.shape)
-        part_value = np.take_along_axis(value, part, axis=1)
-        order = np.argsort(-part_value, axis=1)
-        top_idx = np.take_along_axis(part, order, axis=1)
-        top_value = np.take_along_axis(part_value, order, axis=1)
-        take = (rank < fewest[p][:, None]) | ((rank < slots[p][:, None]) & (top_value > 0))
-        take &= np.isfinite(top_value)
-        slope = remaining[p] - np.where(take, t.g[ap[:, None], top_idx], 0.0).sum(axis=1)
-        icpt = np.where(take, t.c[ap[:, None], top_idx], 0.0).sum(axis=1)
+        g_t, c_t = _evaluate_dual(lam, t.g[ap], t.c[ap], allowed, fewest[p], slots[p],
+                                  t.max_experts)
+        slope, icpt = remaining[p] - g_t, c_t
         lower = taken_cost[p] + icpt + lam * slope
         prune = ~below & (lower >= cutoff[p])
         converged = ~below & ~prune & ((lower >= upper - t.scale[ap]) | (slope == 0))

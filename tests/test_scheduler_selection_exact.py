@@ -1,0 +1,117 @@
+"""DES is exact: against exhaustive search, scipy's MILP (HiGHS) and scipy's LP (docs/scheduler.md)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from scipy.optimize import linprog
+
+from dmoe.scheduler import SelectionProblem, brute_force, des, milp_reference
+from dmoe.scheduler._des import _dual_lp
+
+# Values on a dyadic grid make exact ties (equal scores, equal costs, zeros) common and keep
+# every sum exact; free floats cover the generic case.
+_grid = st.sampled_from([0.0, 0.125, 0.25, 0.5, 0.75, 1.0])
+_relevance = st.one_of(_grid, st.floats(0.0, 1.0, allow_subnormal=False))
+_cost = st.one_of(st.sampled_from([0.0, 0.5, 1.0, 2.0]), st.floats(0.0, 10.0, allow_subnormal=False))
+_importance = st.one_of(st.sampled_from([0.0, 0.25, 0.5, 0.875, 1.0]), st.floats(0.0, 1.0))
+
+
+@st.composite
+def small_problems(draw, max_k=12):
+    num_experts = draw(st.integers(1, max_k))
+    relevance = draw(st.lists(_relevance, min_size=num_experts, max_size=num_experts))
+    cost = draw(st.lists(_cost, min_size=num_experts, max_size=num_experts))
+    max_experts = draw(st.integers(1, num_experts + 1))
+    if draw(st.booleans()):
+        return SelectionProblem(relevance, cost, max_experts, importance=draw(_importance))
+    return SelectionProblem(relevance, cost, max_experts,
+                            threshold=draw(st.floats(-0.5, 3.0, allow_subnormal=False)))
+
+
+def _assert_same_optimum(result, reference, rel=1e-9, abs_=1e-12):
+    assert bool(result.feasible) == bool(reference.feasible)
+    assert str(result.status) in ("optimal", "infeasible")
+    assert str(result.status) == str(reference.status)
+    if bool(reference.feasible):
+        assert float(result.cost) == pytest.approx(float(reference.cost), rel=rel, abs=abs_)
+
+
+@settings(max_examples=150)
+@given(small_problems())
+def test_des_matches_brute_force(problem):
+    result = des(problem)
+    _assert_same_optimum(result, brute_force(problem))
+    if bool(result.feasible):
+        assert bool(problem.is_feasible(result.selected))
+
+
+@st.composite
+def large_problems(draw):
+    num_experts = draw(st.integers(2, 40))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    kind = draw(st.sampled_from(["softmax", "grid", "flat"]))
+    if kind == "softmax":
+        logits = rng.normal(scale=draw(st.sampled_from([0.5, 1.5, 3.0])), size=num_experts)
+        relevance = np.exp(logits) / np.exp(logits).sum()
+        cost = rng.lognormal(sigma=1.0, size=num_experts)
+    elif kind == "grid":
+        relevance = rng.integers(0, 5, size=num_experts) / 8.0
+        cost = rng.integers(0, 4, size=num_experts) / 2.0
+    else:                                   # equal relevances, near-equal costs
+        relevance = np.full(num_experts, 1.0 / num_experts)
+        cost = 1.0 + rng.integers(0, 2, size=num_experts) / 4.0
+    max_experts = draw(st.sampled_from([1, 2, 4, 6, num_experts]))
+    importance = draw(st.sampled_from([0.0, 0.25, 0.5, 0.75, 0.9, 1.0]))
+    return SelectionProblem(relevance, cost, max_experts, importance=importance)
+
+
+@settings(max_examples=60)
+@given(large_problems())
+def test_des_matches_milp(problem):
+    result = des(problem)
+    # HiGHS works to absolute tolerances of 1e-6 on the scaled instance.
+    _assert_same_optimum(result, milp_reference(problem), rel=1e-6, abs_=1e-9)
+    assert bool(problem.is_feasible(result.selected))
+
+
+def test_des_matches_milp_on_a_batch():
+    rng = np.random.default_rng(11)
+    logits = rng.normal(scale=1.5, size=(40, 32))
+    relevance = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    cost = rng.exponential(size=(40, 32))
+    for rho in (0.5, 0.9):
+        problem = SelectionProblem(relevance, cost, max_experts=4, importance=rho)
+        result, reference = des(problem), milp_reference(problem)
+        np.testing.assert_allclose(result.cost, reference.cost, rtol=1e-6)
+        assert (result.nodes >= 1).all() and (result.nodes < 2**32).all()
+
+
+@settings(max_examples=100)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 14), st.booleans())
+def test_lagrangian_bound_equals_lp_optimum(seed, num_experts, ties):
+    """The bound of docs/scheduler.md ("Bound") is the optimum of scipy's LP on sub-problems."""
+    rng = np.random.default_rng(seed)
+    if ties:
+        relevance = rng.integers(0, 4, num_experts) / 4.0
+        cost = rng.integers(0, 3, num_experts).astype(float)
+    else:
+        relevance = rng.dirichlet(np.ones(num_experts))
+        cost = rng.exponential(size=num_experts)
+    allowed = rng.random(num_experts) < 0.8
+    depth = int(rng.integers(1, num_experts + 1))
+    slots = int(rng.integers(1, depth + 1))
+    ranked = np.sort(np.where(allowed, relevance, 0.0))[::-1]
+    if ranked[:slots].sum() <= 0:
+        return
+    need = ranked[:slots].sum() * rng.uniform(0.01, 1.0)
+    fewest = int(np.argmax(np.cumsum(ranked) >= need)) + 1
+    value, lam = _dual_lp(relevance[None], cost[None], np.array([need]), np.array([fewest]),
+                          np.array([slots]), allowed[None], depth)
+    constraints = np.vstack([-relevance, np.ones(num_experts), -np.ones(num_experts)])
+    lp = linprog(cost, A_ub=constraints, b_ub=[-need, slots, -fewest],
+                 bounds=[(0.0, 1.0 if a else 0.0) for a in allowed], method="highs")
+    assert lp.status == 0
+    assert value[0] <= lp.fun + 1e-9                     # weak duality: a valid bound
+    assert value[0] == pytest.approx(lp.fun, rel=1e-9, abs=1e-9)   # and the LP optimum
+    assert lam[0] >= 0
