@@ -109,7 +109,7 @@ def test_single_best_subcarrier_never_costs_more(rates, data):
 
 
 # ------------------------------------------------------------------------ JESA validity
-@settings(max_examples=40)
+@settings(max_examples=60)
 @given(
     seed=st.integers(0, 2**32 - 1),
     k=st.integers(1, 8),
@@ -154,7 +154,7 @@ def test_history_strictly_improves_when_iterating():
 
 
 # ------------------------------------------------------------------------ exactness
-@settings(max_examples=30)
+@settings(max_examples=50)
 @given(
     seed=st.integers(0, 2**32 - 1),
     k=st.integers(1, 6),
