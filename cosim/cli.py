@@ -16,6 +16,7 @@ COMMANDS = {
     "select-demo": ("_cmd_select_demo", "solve random P1 instances with every scheme and print a table"),
     "run": ("_cmd_run", "run a co-simulation study (default: the shipped one) and plot it"),
     "plot": ("_cmd_plot", "draw the standard figures of a run directory (PNG and PDF)"),
+    "phy-curves": ("_cmd_phy_curves", "BER/BLER/throughput vs SNR per MCS and channel model (CSV + PNG)"),
 }
 
 
