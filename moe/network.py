@@ -166,6 +166,7 @@ class MoENetwork(keras.Model):
 
     def __init__(self, num_features, num_classes, num_layers, num_experts, width, expert_hidden,
                  top_k=2, seed=0, moe_config=None, training_record=None, **kwargs):
+        kwargs.setdefault("name", "moe_network")
         super().__init__(**kwargs)
         self.num_features = int(num_features)
         self.num_classes = int(num_classes)
