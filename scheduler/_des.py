@@ -1,49 +1,56 @@
 """DES, Dynamic Expert Selection: exact branch and bound for P1, vectorised over instances.
 
-See ``docs/scheduler.md`` ("DES") for the bound, the pruning rules and the complexity.
+See ``docs/scheduler.md`` ("DES") for the search tree, the bound, the pruning rules and the
+complexity. Notation: ``g`` relevance, ``c`` cost, ``D`` the most experts, ``need`` the
+relevance still required, ``slots`` the experts still allowed.
 """
 
 import time
 
 import numpy as np
 
-from ._problem import (STATUS_INFEASIBLE, STATUS_NODE_LIMIT, STATUS_OPTIMAL, SelectionProblem,
-                       _finish)
+from ._problem import STATUS_INFEASIBLE, STATUS_OPTIMAL, SelectionProblem, _finish
 
 __all__ = ["des"]
 
 # A node is pruned when its bound reaches the incumbent minus this fraction of the instance's
-# cost scale: equal-cost alternatives are not explored, and rounding in the bound cannot cut
-# off a strictly better set (docs/scheduler.md, "Tolerances").
+# cost scale (sum of its D largest costs): equal-cost alternatives are not explored, and
+# rounding in the bound cannot cut off a set cheaper by more than that (docs/scheduler.md,
+# "Tolerances").
 _PRUNE_RTOL = 1e-12
-# Instances solved in lockstep per block: bounds the memory of the suffix tables.
-_BLOCK = 4096
-# Kelley iterations of the Lagrangian bound before giving up on pruning (never reached in
-# practice: the dual function has at most O(K D) pieces and each iteration removes one).
+# Kelley iterations of the dual bound before a node is branched without a decision (never
+# reached in practice: the dual function has finitely many pieces and each iteration adds one).
 _MAX_DUAL_ITERATIONS = 64
+# Instances searched together: bounds the memory of the suffix tables to about 64 MiB.
+_TABLE_ENTRIES = 1 << 22
+# Below this many entries B (K + 1) K, suffix tables are built in one matrix pass.
+_MATRIX_TABLE_LIMIT = 1 << 16
+# (node, child) pairs evaluated in one vectorised pass.
+_PAIR_CHUNK = 1 << 18
 
 
-def des(problem, *, max_nodes=None):
+def des(problem):
     r"""Solve P1 exactly by DES (branch and bound with the linear-relaxation bound).
 
-    All instances of the batch are searched in lockstep: every step expands one node of every
-    unfinished instance with numpy operations over the instances (``docs/scheduler.md``, "DES").
+    The search tree enumerates expert sets by adding experts in decreasing relevance; a node is
+    pruned by feasibility (the most relevant remaining experts cannot reach the requirement) and
+    by its LP bound (the cheapest completion of the LP relaxation cannot beat the incumbent).
+    All instances of the batch are searched together, one tree level (set size) per numpy pass
+    (``docs/scheduler.md``, "DES").
 
     Parameters
     ----------
     problem : SelectionProblem
         Batch of P1 instances, relevance and cost ``[..., K]``.
-    max_nodes : int, optional
-        Stop an instance after this many nodes and return its best set so far with
-        ``status = "node_limit"``. ``None`` (default) searches to optimality.
 
     Output
     ------
     result : SelectionResult
-        ``selected [..., K] bool`` (an optimal set), ``cost [...]`` (``inf`` if infeasible),
-        ``feasible [...]``, ``nodes [...]`` (branch-and-bound nodes explored, ``0`` for instances
-        settled without search: ``gamma <= 0`` or infeasible), ``status [...]``
-        (``"optimal"`` / ``"infeasible"`` / ``"node_limit"``), ``solve_time_s``.
+        ``selected [..., K] bool`` (an optimal set), ``cost [...]`` float64 (``inf`` if
+        infeasible), ``feasible [...]`` bool, ``nodes [...]`` int64 (search-tree nodes whose
+        bound was evaluated, root included; ``0`` for instances settled without search: an
+        infeasible requirement or ``gamma <= 0``), ``status [...]`` (``"optimal"`` or
+        ``"infeasible"``), ``solve_time_s``.
 
     Example
     -------
@@ -61,266 +68,35 @@ def des(problem, *, max_nodes=None):
     start_time = time.perf_counter()
     if not isinstance(problem, SelectionProblem):
         raise TypeError(f"problem must be a SelectionProblem, got {type(problem).__name__}")
-    if max_nodes is not None and (int(max_nodes) != max_nodes or max_nodes < 1):
-        raise ValueError(f"max_nodes must be a positive integer or None, got {max_nodes!r}")
-
     relevance, cost, requirement, tolerance = problem._flat()
     num_instances, num_experts = relevance.shape
     max_experts = problem.effective_max_experts
-    need = requirement - tolerance                      # the search's requirement gamma'
+    need = requirement - tolerance               # the search's requirement (docs: Tolerances)
     top = problem.top_relevance.reshape(-1)
 
     selected = np.zeros((num_instances, num_experts), dtype=bool)
     nodes = np.zeros(num_instances, dtype=np.int64)
     status = np.full(num_instances, STATUS_OPTIMAL, dtype="<U10")
-
     infeasible = top < need
     status[infeasible] = STATUS_INFEASIBLE
-    # gamma' <= 0: every non-empty set meets the requirement; costs are >= 0, so the cheapest
+    # need <= 0: every non-empty set meets the requirement and costs are >= 0, so the cheapest
     # single expert is optimal.
     trivial = ~infeasible & (need <= 0)
     rows = np.flatnonzero(trivial)
     selected[rows, np.argmin(cost[rows], axis=1)] = True
 
     hard = np.flatnonzero(~infeasible & ~trivial)
-    for start in range(0, hard.size, _BLOCK):
-        rows = hard[start:start + _BLOCK]
-        block_selected, block_nodes, block_limited = _branch_and_bound(
-            relevance[rows], cost[rows], need[rows], max_experts, max_nodes)
-        selected[rows] = block_selected
-        nodes[rows] = block_nodes
-        status[rows[block_limited]] = STATUS_NODE_LIMIT
+    block = max(1, _TABLE_ENTRIES // ((num_experts + 1) * (max_experts + 1)))
+    for start in range(0, hard.size, block):
+        rows = hard[start:start + block]
+        selected[rows], nodes[rows] = _search(relevance[rows], cost[rows], need[rows],
+                                              max_experts)
     return _finish(problem, selected, status, nodes, start_time, "des", exact=True)
 
 
-def _suffix_best(key_primary, key_secondary, relevance, cost, valid, depth):
-    """Relevance and cost sums of the best ``m`` items of every suffix, ``m = 0..depth``.
-
-    Items are ranked by ``key_primary`` (descending), ties by ``key_secondary`` (descending);
-    only ``valid`` items count. Returns ``relevance_sum, cost_sum`` of shape
-    ``[B, K + 1, depth + 1]``: entry ``[b, i, m]`` sums the best ``min(m, #valid in i..K-1)``
-    items of positions ``i..K-1``.
-    """
-    num_instances, num_experts = relevance.shape
-    rows = np.arange(num_instances)[:, None]
-    slots = np.arange(depth)[None, :]
-    keep_p = np.full((num_instances, depth), -np.inf)
-    keep_s = np.full((num_instances, depth), -np.inf)
-    keep_g = np.zeros((num_instances, depth))
-    keep_c = np.zeros((num_instances, depth))
-    relevance_sum = np.zeros((num_instances, num_experts + 1, depth + 1))
-    cost_sum = np.zeros((num_instances, num_experts + 1, depth + 1))
-    for position in range(num_experts - 1, -1, -1):
-        new_p = np.where(valid[:, position], key_primary[:, position], -np.inf)[:, None]
-        new_s = key_secondary[:, position][:, None]
-        beats = (keep_p > new_p) | ((keep_p == new_p) & (keep_s >= new_s))
-        rank = beats.sum(axis=1, keepdims=True)      # insertion slot of the new item
-        shifted = np.maximum(slots - 1, 0)
-        for array, new in ((keep_p, new_p), (keep_s, new_s),
-                           (keep_g, relevance[:, position][:, None]),
-                           (keep_c, cost[:, position][:, None])):
-            moved = array[rows, shifted]
-            array[...] = np.where(slots < rank, array, np.where(slots == rank, new, moved))
-        present = np.isfinite(keep_p)
-        relevance_sum[:, position, 1:] = np.cumsum(np.where(present, keep_g, 0.0), axis=1)
-        cost_sum[:, position, 1:] = np.cumsum(np.where(present, keep_c, 0.0), axis=1)
-    return relevance_sum, cost_sum
-
-
-class _Tables:
-    """Per-instance data of one block, experts sorted by cost per unit relevance."""
-
-    def __init__(self, relevance, cost, need, max_experts):
-        num_instances, num_experts = relevance.shape
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(relevance > 0, cost / relevance, np.inf)
-        # Ratio ascending, ties by larger relevance; zero-relevance experts go last and are
-        # never branched on (with gamma' > 0 they only add cost and use up the cardinality).
-        self.order = np.lexsort((-relevance, ratio), axis=1)
-        self.g = np.take_along_axis(relevance, self.order, axis=1)
-        self.c = np.take_along_axis(cost, self.order, axis=1)
-        self.useful = np.count_nonzero(relevance > 0, axis=1)
-        valid = self.g > 0
-        zero = np.zeros((num_instances, 1))
-        self.prefix_g = np.concatenate([zero, np.cumsum(self.g, axis=1)], axis=1)
-        self.prefix_c = np.concatenate([zero, np.cumsum(self.c, axis=1)], axis=1)
-        # Most relevant m of every suffix (ties: cheaper): feasibility prune and the
-        # lambda -> inf end of the dual function.
-        self.top_g, self.top_c = _suffix_best(self.g, -self.c, self.g, self.c, valid, max_experts)
-        # Cheapest m of every suffix (ties: more relevant): cardinality bound and lambda = 0.
-        self.cheap_g, self.cheap_c = _suffix_best(-self.c, self.g, self.g, self.c, valid,
-                                                   max_experts)
-        self.need = need
-        self.max_experts = max_experts
-        self.scale = _PRUNE_RTOL * np.maximum(
-            np.sort(cost, axis=1)[:, ::-1][:, :max_experts].sum(axis=1), np.finfo(float).tiny)
-
-
-def _branch_and_bound(relevance, cost, need, max_experts, max_nodes):
-    """Lockstep depth-first branch and bound over one block ``[B, K]`` with ``need > 0``."""
-    num_instances, num_experts = relevance.shape
-    t = _Tables(relevance, cost, need, max_experts)
-    positions = np.arange(num_experts)
-    everyone = np.arange(num_instances)
-
-    best = np.full(num_instances, np.inf)
-    best_set = np.zeros((num_instances, num_experts), dtype=bool)   # in sorted positions
-    _incumbents(t, best, best_set)
-
-    # DFS stack per instance. A node: next position i, cost / relevance / size of the experts
-    # taken so far, and the decision on position i - 1 (path[i - 1]).
-    depth = num_experts + 2
-    stack_i = np.zeros((num_instances, depth), dtype=np.int64)
-    stack_cost = np.zeros((num_instances, depth))
-    stack_rel = np.zeros((num_instances, depth))
-    stack_size = np.zeros((num_instances, depth), dtype=np.int64)
-    stack_take = np.zeros((num_instances, depth), dtype=bool)
-    pointer = np.ones(num_instances, dtype=np.int64)               # root pushed: all zeros
-    path = np.zeros((num_instances, num_experts), dtype=bool)
-    nodes = np.zeros(num_instances, dtype=np.int64)
-    limited = np.zeros(num_instances, dtype=bool)
-
-    active = everyone
-    while active.size:
-        if max_nodes is not None:
-            over = nodes[active] >= max_nodes
-            limited[active[over]] = True
-            pointer[active[over]] = 0
-            active = active[~over]
-            if not active.size:
-                break
-        top = pointer[active] - 1
-        pointer[active] = top
-        i = stack_i[active, top]
-        taken_cost = stack_cost[active, top]
-        taken_rel = stack_rel[active, top]
-        taken_size = stack_size[active, top]
-        has_parent = i > 0
-        path[active[has_parent], i[has_parent] - 1] = stack_take[active, top][has_parent]
-        nodes[active] += 1
-
-        remaining = t.need[active] - taken_rel
-        # The requirement is met: a leaf (adding experts only adds cost).
-        leaf = remaining <= 0
-        better = leaf & (taken_cost < best[active])
-        if better.any():
-            b = active[better]
-            best[b] = taken_cost[better]
-            best_set[b] = path[b] & (positions[None, :] < i[better][:, None])
-
-        open_ = ~leaf
-        slots = max_experts - taken_size
-        open_ &= (slots > 0) & (i < t.useful[active])
-        # Feasibility prune: even the `slots` most relevant remaining experts fall short.
-        reach = t.top_g[active, i]                                   # [n, D + 1]
-        open_ &= reach[np.arange(active.size), slots] >= remaining
-        a = active[open_]
-        i, taken_cost, taken_rel, taken_size = (i[open_], taken_cost[open_], taken_rel[open_],
-                                                taken_size[open_])
-        branch = _bound_allows_branching(t, a, i, taken_cost, remaining[open_], slots[open_],
-                                         reach[open_], best, best_set, path, positions)
-        a, i = a[branch], i[branch]
-        taken_cost, taken_rel, taken_size = taken_cost[branch], taken_rel[branch], taken_size[branch]
-        # Push "exclude i", then "include i" on top (explored first).
-        p = pointer[a]
-        stack_i[a, p] = i + 1
-        stack_cost[a, p] = taken_cost
-        stack_rel[a, p] = taken_rel
-        stack_size[a, p] = taken_size
-        stack_take[a, p] = False
-        stack_i[a, p + 1] = i + 1
-        stack_cost[a, p + 1] = taken_cost + t.c[a, i]
-        stack_rel[a, p + 1] = taken_rel + t.g[a, i]
-        stack_size[a, p + 1] = taken_size + 1
-        stack_take[a, p + 1] = True
-        pointer[a] = p + 2
-        active = active[pointer[active] > 0]
-
-    selected = np.zeros_like(best_set)
-    np.put_along_axis(selected, t.order, best_set, axis=1)
-    return selected, nodes, limited
-
-
-def _incumbents(t, best, best_set):
-    """Starting incumbents: the ratio-greedy prefix (if it fits in D) and the Top-D prefix."""
-    num_instances, num_experts = t.g.shape
-    positions = np.arange(num_experts)[None, :]
-    # Greedy: positions 0..r where r is the first prefix meeting the requirement.
-    last = np.minimum(np.count_nonzero(t.prefix_g[:, 1:] < t.need[:, None], axis=1),
-                      num_experts - 1)
-    cost = t.prefix_c[np.arange(num_instances), last + 1]
-    fits = (last + 1 <= t.max_experts) & (t.prefix_g[np.arange(num_instances), last + 1]
-                                          >= t.need)
-    use = fits & (cost < best)
-    best[use] = cost[use]
-    best_set[use] = positions <= last[use][:, None]
-    # Top-D: most relevant first (ties: cheaper), stopped as soon as the requirement is met.
-    by_relevance = np.lexsort((t.c, -t.g), axis=1)
-    g_sorted = np.take_along_axis(t.g, by_relevance, axis=1)
-    c_sorted = np.take_along_axis(t.c, by_relevance, axis=1)
-    count = np.minimum(np.count_nonzero(np.cumsum(g_sorted, axis=1) < t.need[:, None], axis=1)
-                       + 1, t.max_experts)
-    chosen = positions < count[:, None]
-    cost = np.where(chosen, c_sorted, 0.0).sum(axis=1)
-    meets = np.where(chosen, g_sorted, 0.0).sum(axis=1) >= t.need
-    use = meets & (cost < best)
-    best[use] = cost[use]
-    mask = np.zeros_like(best_set[use])
-    np.put_along_axis(mask, by_relevance[use], chosen[use], axis=1)
-    best_set[use] = mask
-
-
-def _bound_allows_branching(t, a, i, taken_cost, remaining, slots, reach, best, best_set, path,
-                            positions):
-    """Bound the open nodes; returns a bool mask of the nodes whose bound beats the incumbent.
-
-    Also turns the rounded-up greedy completion of a node into an incumbent when it fits.
-    ``a`` [n] instance indices, ``i`` [n] next position, ``remaining`` [n] relevance still
-    needed (> 0), ``slots`` [n] experts still allowed (>= 1), ``reach`` [n, D + 1] relevance of
-    the m most relevant remaining experts.
-    """
-    n = a.size
-    if n == 0:
-        return np.zeros(0, dtype=bool)
-    row = np.arange(n)
-    # Fewest experts that can still meet the requirement (a valid cut: m_min <= |T| <= slots).
-    fewest = 1 + np.count_nonzero(reach[:, 1:] < remaining[:, None], axis=1)
-    # Cardinality bound: the `fewest` cheapest remaining experts.
-    card_bound = taken_cost + t.cheap_c[a, i, fewest]
-    # Fractional-knapsack bound (LP without the cardinality row): ratio-greedy from i, the
-    # critical item `crit` taken fractionally.
-    prefix_g = t.prefix_g[a]
-    base_g = prefix_g[row, i]
-    crit = np.count_nonzero(prefix_g[:, 1:] < (base_g + remaining)[:, None], axis=1)
-    crit = np.minimum(crit, t.useful[a] - 1)
-    got_g = prefix_g[row, crit] - base_g
-    got_c = t.prefix_c[a, crit] - t.prefix_c[a, i]
-    crit_g, crit_c = t.g[a, crit], t.c[a, crit]
-    fraction = np.clip((remaining - got_g) / crit_g, 0.0, 1.0)
-    knap_bound = taken_cost + got_c + crit_c * fraction
-
-    # Rounded-up greedy completion i..crit is a feasible set when it fits in the slots.
-    whole = crit - i + 1
-    complete = (whole <= slots) & (prefix_g[row, crit + 1] - base_g >= remaining)
-    complete_cost = taken_cost + t.prefix_c[a, crit + 1] - t.prefix_c[a, i]
-    better = complete & (complete_cost < best[a])
-    if better.any():
-        b = a[better]
-        best[b] = complete_cost[better]
-        best_set[b] = (path[b] & (positions[None, :] < i[better][:, None])) | (
-            (positions[None, :] >= i[better][:, None]) & (positions[None, :] <= crit[better][:, None]))
-
-    cutoff = best[a] - t.scale[a]
-    branch = (card_bound < cutoff) & (knap_bound < cutoff)
-    # The knapsack solution is optimal for the strengthened LP when its fractional size lies in
-    # [fewest, slots]; then the LP bound equals knap_bound and the node must be branched.
-    size = (crit - i) + fraction
-    exact = (size >= fewest) & (size <= slots)
-    todo = branch & ~exact
-    if todo.any():
-        branch[todo] = _dual_bound_below(t, a[todo], i[todo], taken_cost[todo], remaining[todo],
-                                         slots[todo], fewest[todo], cutoff[todo])
-    return branch
+def _gather(array, index):
+    """``array[b, index[b, r]]`` for 2-D arrays (a faster ``take_along_axis``)."""
+    return array[np.arange(array.shape[0])[:, None], index]
 
 
 def _evaluate_dual(lam, g, c, allowed, fewest, slots, depth):
@@ -336,15 +112,15 @@ def _evaluate_dual(lam, g, c, allowed, fewest, slots, depth):
         part = np.argpartition(-value, depth - 1, axis=1)[:, :depth]
     else:
         part = np.broadcast_to(np.arange(num_experts), value.shape)
-    part_value = np.take_along_axis(value, part, axis=1)
+    part_value = _gather(value, part)
     order = np.argsort(-part_value, axis=1)
-    top_idx = np.take_along_axis(part, order, axis=1)
-    top_value = np.take_along_axis(part_value, order, axis=1)
+    top_idx = _gather(part, order)
+    top_value = _gather(part_value, order)
     rank = np.arange(top_idx.shape[1])[None, :]
     take = (rank < fewest[:, None]) | ((rank < slots[:, None]) & (top_value > 0))
     take &= np.isfinite(top_value)
-    g_sum = np.where(take, np.take_along_axis(g, top_idx, axis=1), 0.0).sum(axis=1)
-    c_sum = np.where(take, np.take_along_axis(c, top_idx, axis=1), 0.0).sum(axis=1)
+    g_sum = np.where(take, _gather(g, top_idx), 0.0).sum(axis=1)
+    c_sum = np.where(take, _gather(c, top_idx), 0.0).sum(axis=1)
     return g_sum, c_sum
 
 
@@ -363,8 +139,8 @@ def _dual_lp(g, c, need, fewest, slots, allowed, depth):
     g_lo, c_lo = _evaluate_dual(zero, g, c, allowed, fewest, slots, depth)
     by_relevance = np.lexsort((c, -np.where(allowed, g, -np.inf)), axis=1)
     first = np.arange(g.shape[1])[None, :] < slots[:, None]
-    g_hi = np.where(first, np.take_along_axis(g, by_relevance, axis=1), 0.0).sum(axis=1)
-    c_hi = np.where(first, np.take_along_axis(c, by_relevance, axis=1), 0.0).sum(axis=1)
+    g_hi = np.where(first, _gather(g, by_relevance), 0.0).sum(axis=1)
+    c_hi = np.where(first, _gather(c, by_relevance), 0.0).sum(axis=1)
     slope_lo, icpt_lo = need - g_lo, c_lo
     slope_hi, icpt_hi = need - g_hi, c_hi
     value = icpt_lo.copy()                    # h(0)
@@ -392,51 +168,285 @@ def _dual_lp(g, c, need, fewest, slots, allowed, depth):
     return value, lam_best
 
 
-def _dual_bound_below(t, a, i, taken_cost, remaining, slots, fewest, cutoff):
-    r"""Whether the LP bound of each node lies below ``cutoff`` (so the node must be branched).
+def _suffix_tables_loop(values, g, c, valid, depth):
+    """:func:`_suffix_tables` by one pass from the last position, keeping the top ``depth``."""
+    num_instances, num_experts = values.shape
+    keep_v = np.full((num_instances, depth), -np.inf)
+    keep_g = np.zeros((num_instances, depth))
+    keep_c = np.zeros((num_instances, depth))
+    g_sum = np.zeros((num_instances, num_experts + 1, depth + 1))
+    c_sum = np.zeros_like(g_sum)
+    slots = np.arange(depth)[None, :]
+    for position in range(num_experts - 1, -1, -1):
+        new_v = np.where(valid[:, position], values[:, position], -np.inf)[:, None]
+        rank = np.count_nonzero(keep_v >= new_v, axis=1)[:, None]   # insertion slot
+        before, at = slots < rank, slots == rank
+        for array, new in ((keep_v, new_v), (keep_g, g[:, position, None]),
+                           (keep_c, c[:, position, None])):
+            shifted = np.concatenate([array[:, :1], array[:, :-1]], axis=1)
+            array[...] = np.where(before, array, np.where(at, new, shifted))
+        present = keep_v > -np.inf
+        np.cumsum(np.where(present, keep_g, 0.0), axis=1, out=g_sum[:, position, 1:])
+        np.cumsum(np.where(present, keep_c, 0.0), axis=1, out=c_sum[:, position, 1:])
+    return g_sum, c_sum
 
-    The LP over the undecided experts j >= i is ``min c.x, g.x >= remaining,
-    fewest <= 1.x <= slots, 0 <= x <= 1``. Dualising the relevance row gives the concave
-    piecewise-linear ``h(lam) = lam remaining - max_T sum_{j in T} (lam g_j - c_j)`` over sets
-    ``fewest <= |T| <= slots``, whose maximum equals the LP optimum; every ``h(lam)`` is a lower
-    bound. Kelley's cutting-plane search on ``h`` stops as soon as a lower bound reaches the
-    cutoff (prune) or the cutting-plane upper bound falls below it (branch)
-    (``docs/scheduler.md``, "Bound").
+
+def _suffix_tables(values, g, c, valid, depth):
+    """Relevance and cost sums of the ``m`` largest ``values`` of every suffix, ``m = 0..depth``.
+
+    ``values, g, c [B, K]``, ``valid [B, K]`` bool. Returns ``g_sum, c_sum [B, K + 1, depth + 1]``:
+    entry ``[b, i, m]`` sums the ``min(m, #valid in i..K-1)`` largest values of positions ``i..``.
     """
-    result = np.zeros(a.size, dtype=bool)
-    # Line at lam = 0: T = the `fewest` cheapest; line at lam -> inf: T = the `slots` most
-    # relevant. Both are tangents of h (h is the lower envelope of all such lines).
-    slope_lo = remaining - t.cheap_g[a, i, fewest]
-    icpt_lo = t.cheap_c[a, i, fewest]
-    slope_hi = remaining - t.top_g[a, i, slots]
-    icpt_hi = t.top_c[a, i, slots]
-    # slope_lo <= 0: h peaks at lam = 0 and equals the cardinality bound, already below cutoff.
-    result[slope_lo <= 0] = True
-    pending = np.flatnonzero(slope_lo > 0)
-    positions = np.arange(t.g.shape[1])[None, :]
+    num_instances, num_experts = values.shape
+    if num_instances * (num_experts + 1) * num_experts > _MATRIX_TABLE_LIMIT:
+        return _suffix_tables_loop(values, g, c, valid, depth)
+    masked = np.where(valid, values, -np.inf)
+    order = np.argsort(-masked, axis=1, kind="stable")
+    g_sorted = _gather(g, order)[:, None, :]
+    c_sorted = _gather(c, order)[:, None, :]
+    usable = _gather(valid, order)[:, None, :]
+    # in_suffix[b, i, r]: the r-th largest value sits at a position >= i.
+    in_suffix = (order[:, None, :] >= np.arange(num_experts + 1)[None, :, None]) & usable
+    rank = np.cumsum(in_suffix, axis=2)
+    g_sum = np.zeros((num_instances, num_experts + 1, depth + 1))
+    c_sum = np.zeros_like(g_sum)
+    for m in range(1, depth + 1):
+        chosen = in_suffix & (rank <= m)
+        g_sum[:, :, m] = np.where(chosen, g_sorted, 0.0).sum(axis=2)
+        c_sum[:, :, m] = np.where(chosen, c_sorted, 0.0).sum(axis=2)
+    return g_sum, c_sum
+
+
+def _kelley_below(g, c, allowed, remaining, fewest, slots, taken_cost, cutoff, lines, depth,
+                  scale):
+    """Whether the LP bound lies below ``cutoff`` for each node (True: branch, False: prune).
+
+    ``lines = (slope_lo, icpt_lo, slope_hi, icpt_hi)`` are two tangents of the dual function
+    ``h`` with ``slope_lo > 0 >= slope_hi`` (see :func:`_dual_lp`); arrays are ``[n]`` / ``[n, K]``.
+    """
+    slope_lo, icpt_lo, slope_hi, icpt_hi = (np.array(x, dtype=float) for x in lines)
+    result = np.zeros(g.shape[0], dtype=bool)
+    pending = np.arange(g.shape[0])
     for _ in range(_MAX_DUAL_ITERATIONS):
         if not pending.size:
             break
         p = pending
         lam = np.maximum((icpt_hi[p] - icpt_lo[p]) / (slope_lo[p] - slope_hi[p]), 0.0)
         upper = taken_cost[p] + icpt_lo[p] + lam * slope_lo[p]
-        # Cutting-plane model already below the cutoff: the LP optimum is too; branch.
         below = upper < cutoff[p]
         result[p[below]] = True
-        ap, ip = a[p], i[p]
-        allowed = (positions >= ip[:, None]) & (positions < t.useful[ap][:, None])
-        g_t, c_t = _evaluate_dual(lam, t.g[ap], t.c[ap], allowed, fewest[p], slots[p],
-                                  t.max_experts)
+        g_t, c_t = _evaluate_dual(lam, g[p], c[p], allowed[p], fewest[p], slots[p], depth)
         slope, icpt = remaining[p] - g_t, c_t
         lower = taken_cost[p] + icpt + lam * slope
         prune = ~below & (lower >= cutoff[p])
-        converged = ~below & ~prune & ((lower >= upper - t.scale[ap]) | (slope == 0))
-        result[p[converged]] = True          # LP optimum = lower < cutoff
+        converged = ~below & ~prune & ((lower >= upper - scale[p]) | (slope == 0))
+        result[p[converged]] = True
         go_on = ~below & ~prune & ~converged
         up = go_on & (slope > 0)
         down = go_on & (slope < 0)
         slope_lo[p[up]], icpt_lo[p[up]] = slope[up], icpt[up]
         slope_hi[p[down]], icpt_hi[p[down]] = slope[down], icpt[down]
         pending = p[go_on]
-    result[pending] = True                   # undecided after the cap: branch (safe)
+    result[pending] = True
     return result
+
+
+
+
+class _Block:
+    """One block of instances with ``need > 0``, experts sorted by relevance (ties: cheaper).
+
+    ``g, c [B, K]`` sorted relevance and cost; ``useful [B]`` experts with ``g > 0`` (they come
+    first; the others never help once ``need > 0``); prefix sums ``[B, K + 1]``; ``cheap_g,
+    cheap_c [B, K + 1, D + 1]`` the relevance and cost of the ``m`` cheapest useful experts at
+    positions ``>= i``.
+    """
+
+    def __init__(self, relevance, cost, need, max_experts):
+        num_instances, num_experts = relevance.shape
+        self.order = np.lexsort((cost, -relevance), axis=1)
+        self.g = _gather(relevance, self.order)
+        self.c = _gather(cost, self.order)
+        self.need = need
+        self.depth = max_experts
+        self.useful = np.count_nonzero(self.g > 0, axis=1)
+        self.positions = np.arange(num_experts)
+        self.valid = self.positions[None, :] < self.useful[:, None]
+        zero = np.zeros((num_instances, 1))
+        self.prefix_g = np.concatenate([zero, np.cumsum(self.g, axis=1)], axis=1)
+        self.prefix_c = np.concatenate([zero, np.cumsum(self.c, axis=1)], axis=1)
+        self.scale = _PRUNE_RTOL * np.maximum(
+            np.sort(cost, axis=1)[:, ::-1][:, :max_experts].sum(axis=1), np.finfo(float).tiny)
+        self.cheap_g, self.cheap_c = _suffix_tables(-self.c, self.g, self.c, self.valid,
+                                                    max_experts)
+        self.steps = np.arange(1, max_experts + 1)
+
+    def window(self, inst, start, count):
+        """Relevance and cost ``[n]`` of the ``count`` most relevant experts from ``start`` on."""
+        lo = np.minimum(start, self.useful[inst])
+        hi = np.minimum(start + count, self.useful[inst])
+        return (self.prefix_g[inst, hi] - self.prefix_g[inst, lo],
+                self.prefix_c[inst, hi] - self.prefix_c[inst, lo])
+
+    def fewest(self, inst, start, need, slots):
+        """Fewest experts from ``start`` on that can reach ``need`` (``slots + 1``: none can)."""
+        hi = np.minimum(start[:, None] + self.steps[None, :], self.useful[inst][:, None])
+        lo = np.minimum(start, self.useful[inst])
+        sums = self.prefix_g[inst[:, None], hi] - self.prefix_g[inst, lo][:, None]
+        short = (sums < need[:, None]) & (self.steps[None, :] <= slots[:, None])
+        return 1 + np.count_nonzero(short, axis=1)
+
+
+def _search(relevance, cost, need, max_experts):
+    """Set-enumeration branch and bound over a block ``[B, K]`` with ``0 < need <= top-D``.
+
+    A node is a set S of sorted positions; its children add one position j after the last of
+    S. Level l of the tree holds the sets of size l; every level is one vectorised pass over
+    the open nodes of all instances. Returns ``selected [B, K]`` bool in the original expert
+    order and ``nodes [B]``.
+    """
+    num_instances, num_experts = relevance.shape
+    blk = _Block(relevance, cost, need, max_experts)
+    everyone = np.arange(num_instances)
+    positions = blk.positions
+
+    # Incumbents. An incumbent is the set of a node (by level and index) plus the positions
+    # [start, start + count); the first is the root plus the most relevant experts until the
+    # requirement is met (always feasible), the second the ratio-greedy set when it fits in D.
+    root_fewest = blk.fewest(everyone, np.zeros(num_instances, dtype=np.int64), need,
+                             np.full(num_instances, max_experts))
+    best = blk.prefix_c[everyone, root_fewest]
+    best_level = np.zeros(num_instances, dtype=np.int64)
+    best_node = everyone.copy()
+    best_start = np.zeros(num_instances, dtype=np.int64)
+    best_count = root_fewest.copy()
+    greedy_set, greedy_cost = _ratio_greedy(blk)
+    use_greedy = greedy_cost < best
+    best = np.minimum(best, greedy_cost)
+    nodes = np.ones(num_instances, dtype=np.int64)
+
+    # Open nodes of the current level: instance, first child position, cost and relevance
+    # taken, set size. parents[l] / picks[l]: parent index at level l - 1 and position added.
+    f_inst, f_next = everyone, np.zeros(num_instances, dtype=np.int64)
+    f_cost, f_rel = np.zeros(num_instances), np.zeros(num_instances)
+    f_size = np.zeros(num_instances, dtype=np.int64)
+    parents, picks = [None], [None]
+    level = 0
+    while f_inst.size:
+        remaining = need[f_inst] - f_rel
+        slots = max_experts - f_size
+        # Children j >= next whose `slots` most relevant experts from j on reach the
+        # requirement: a contiguous range, since these windows shrink as j grows.
+        hi = np.minimum(positions[None, :] + slots[:, None], blk.useful[f_inst][:, None])
+        reach = blk.prefix_g[f_inst[:, None], hi] - blk.prefix_g[f_inst[:, None], positions]
+        count = np.count_nonzero((positions[None, :] >= f_next[:, None])
+                                 & (positions[None, :] < blk.useful[f_inst][:, None])
+                                 & (reach >= remaining[:, None]), axis=1)
+        kept = []
+        cumulative = np.cumsum(count)
+        node_start = 0
+        while node_start < f_inst.size:
+            base = cumulative[node_start - 1] if node_start else 0
+            node_stop = int(np.searchsorted(cumulative, base + _PAIR_CHUNK, side="right"))
+            node_stop = min(max(node_stop, node_start + 1), f_inst.size)
+            span = np.arange(node_start, node_stop)
+            # All (node, child) pairs of this chunk.
+            pair_node = np.repeat(span, count[span])
+            first = np.repeat(np.cumsum(count[span]) - count[span], count[span])
+            j = f_next[pair_node] + np.arange(pair_node.size) - first
+            inst = f_inst[pair_node]
+            np.add.at(nodes, inst, 1)
+            child_cost = f_cost[pair_node] + blk.c[inst, j]
+            child_rel = f_rel[pair_node] + blk.g[inst, j]
+            child_need = need[inst] - child_rel
+            child_slots = slots[pair_node] - 1
+            leaf = child_need <= 0           # requirement met: adding experts only adds cost
+            fewest = blk.fewest(inst, j + 1, child_need, child_slots)
+            alive = ~leaf & (fewest <= child_slots)
+            fewest = np.minimum(fewest, np.maximum(child_slots, 1))
+            # Every open child also yields a feasible set: itself plus its `fewest` most
+            # relevant successors.
+            fill_g, fill_c = blk.window(inst, j + 1, fewest)
+            candidate = np.where(leaf, child_cost,
+                                 np.where(alive & (fill_g >= child_need), child_cost + fill_c,
+                                          np.inf))
+            lowest = best.copy()
+            np.minimum.at(lowest, inst, candidate)
+            w = np.flatnonzero((candidate < best[inst]) & (candidate == lowest[inst]))
+            best_level[inst[w]] = level
+            best_node[inst[w]] = pair_node[w]
+            best_start[inst[w]] = j[w]
+            best_count[inst[w]] = np.where(leaf[w], 1, 1 + fewest[w])
+            use_greedy[inst[w]] = False
+            best = lowest
+
+            a = np.flatnonzero(alive)
+            keep = _lp_bound_below(blk, inst[a], j[a] + 1, child_cost[a], child_need[a],
+                                   child_slots[a], fewest[a], best[inst[a]] - blk.scale[inst[a]])
+            a = a[keep]
+            kept.append((inst[a], j[a] + 1, child_cost[a], child_rel[a], f_size[pair_node[a]] + 1,
+                         pair_node[a], j[a]))
+            node_start = node_stop
+        f_inst, f_next, f_cost, f_rel, f_size, parent, pick = (np.concatenate(x) for x in zip(*kept))
+        parents.append(parent)
+        picks.append(pick)
+        level += 1
+
+    # Rebuild the incumbents: the range [start, start + count) plus the node's ancestors' picks.
+    mask = ((positions[None, :] >= best_start[:, None])
+            & (positions[None, :] < (best_start + best_count)[:, None]))
+    current = best_node
+    for lv in range(len(parents) - 1, 0, -1):
+        here = np.flatnonzero(best_level == lv)
+        mask[here, picks[lv][current[here]]] = True
+        current[here] = parents[lv][current[here]]
+        best_level[here] = lv - 1
+    mask = np.where(use_greedy[:, None], greedy_set, mask)
+    selected = np.zeros_like(mask)
+    np.put_along_axis(selected, blk.order, mask, axis=1)
+    return selected, nodes
+
+
+def _ratio_greedy(blk):
+    """Cheapest relevance first until the requirement is met: ``set [B, K]`` (sorted positions)
+    and ``cost [B]`` (``inf`` where it needs more than D experts)."""
+    num_instances = blk.g.shape[0]
+    everyone = np.arange(num_instances)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(blk.valid, blk.c / blk.g, np.inf)
+    by_ratio = np.argsort(ratio, axis=1, kind="stable")
+    got = np.cumsum(_gather(blk.g, by_ratio), axis=1)
+    count = 1 + np.count_nonzero(got[:, :-1] < blk.need[:, None], axis=1)
+    cost = np.cumsum(_gather(blk.c, by_ratio), axis=1)[everyone, count - 1]
+    fits = (count <= blk.depth) & (got[everyone, count - 1] >= blk.need)
+    chosen = np.zeros(blk.g.shape, dtype=bool)
+    np.put_along_axis(chosen, by_ratio, blk.positions[None, :] < count[:, None], axis=1)
+    return chosen, np.where(fits, cost, np.inf)
+
+
+def _lp_bound_below(blk, inst, start, taken_cost, need, slots, fewest, cutoff):
+    """Whether each open node's LP bound lies below ``cutoff`` (True: branch, False: prune).
+
+    The node has taken ``taken_cost`` and may still add ``fewest..slots`` experts from sorted
+    position ``start`` on to gain ``need``. Cheap bound first: the ``fewest`` cheapest remaining
+    experts (the dual function at lam = 0). Then Kelley's search on the dual function from its
+    tangents at lam = 0 and lam -> inf (``docs/scheduler.md``, "Bound").
+    """
+    keep = taken_cost + blk.cheap_c[inst, start, fewest] < cutoff
+    k = np.flatnonzero(keep)
+    ki, ks, kf = inst[k], start[k], fewest[k]
+    slope_lo = need[k] - blk.cheap_g[ki, ks, kf]
+    # slope_lo <= 0: the dual peaks at lam = 0, the LP bound is the cheap bound (kept).
+    todo = np.flatnonzero(slope_lo > 0)
+    if todo.size:
+        kt = k[todo]
+        ti, ts = inst[kt], start[kt]
+        window_g, window_c = blk.window(ti, ts, slots[kt])
+        allowed = (blk.positions[None, :] >= ts[:, None]) & blk.valid[ti]
+        keep[kt] = _kelley_below(
+            blk.g[ti], blk.c[ti], allowed, need[kt], fewest[kt], slots[kt], taken_cost[kt],
+            cutoff[kt], (slope_lo[todo], blk.cheap_c[ti, ts, fewest[kt]], need[kt] - window_g,
+                         window_c), blk.depth, blk.scale[ti])
+    return keep
+
+
