@@ -101,7 +101,10 @@ def _solve_milp(problem, index):
     n = costs[0].shape[1]
     compute = problem.compute_energy_j[index]
     finite_values = np.concatenate([c[np.isfinite(c)] for c in costs] + [compute])
-    scale = finite_values.max() if finite_values.size and finite_values.max() > 0 else 1.0
+    positive = finite_values[finite_values > 0]
+    # Scale so the smallest cost is 1: HiGHS's absolute MIP gap (1e-6) then stays negligible
+    # against the optimum, which it would not be with costs in joules (~1e-3).
+    scale = positive.min() if positive.size else 1.0
     # Variables: x [K], then y [K * N] per phase (row-major k, n).
     objective = [compute / scale]
     upper = [np.ones(k)]
