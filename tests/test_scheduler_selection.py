@@ -211,3 +211,20 @@ def test_wlr_ranks_relevance_over_latency():
     r = wlr(p, latency=[4.0, 1.0, 0.5])
     assert r.selected.tolist() == [False, True, True] and bool(r.feasible)
     assert wlr(p).selected.tolist() == [True, False, False]     # latency = cost: by relevance
+
+
+# ------------------------------------------------------------------------ the demo command
+def test_select_demo_prints_every_scheme(capsys):
+    import argparse
+
+    from dmoe.cosim import _cmd_select_demo as demo
+
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    assert demo.run(parser.parse_args(["--instances", "6", "--experts", "9", "--no-milp"])) == 0
+    out = capsys.readouterr().out
+    for name in ("DES (exact)", "brute force", "Top-1", "Top-4", "channel-only", "random",
+                 "weighted sum", "WLR"):
+        assert name in out
+    with pytest.raises(ValueError, match="importance"):
+        demo.run(parser.parse_args(["--importance", "1.5"]))
