@@ -285,3 +285,7 @@ def config_reference():
                          f"{_constraints(info)} | {description} |")
         lines.append("")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m dmoe.cosim.config  -> the reference of docs/cosim.md
+    print(config_reference())
