@@ -108,12 +108,15 @@ def modrec_received_symbols(orders, labels, snr_db, fading, num_symbols, rng):
 
 
 def modrec_features(received):
-    r"""Features of received symbols: normalised I/Q, sorted amplitudes and cumulant statistics.
+    r"""Rotation- and gain-invariant features of received symbols: sorted amplitudes and moments.
 
     The symbols are scaled to unit mean power (the receiver knows neither the fading gain nor the
-    SNR). Features: I and Q of the first ``min(32, S)`` symbols, the sorted amplitudes ``|y|``,
-    and rotation-invariant moments ``|E y^2|``, ``|E y^4|``, ``E|y|^4``, ``E|y|^6`` and
-    ``|C40|``, ``|C42|`` (fourth-order cumulants).
+    SNR) and de-rotated by ``angle(E y^4) / 4`` (the blind fourth-power phase estimate, ambiguous
+    by multiples of pi/2, which the ``|I|``/``|Q|`` folding below removes). Features, each sorted
+    over the symbols so that their order does not matter: ``|y|``, ``max(|I|, |Q|)``,
+    ``min(|I|, |Q|)``; then the moments ``|E y^2|``, ``|E y^4|``, ``E|y|^4``, ``E|y|^6 / 4`` and
+    the fourth-order cumulants ``|C40|``, ``C42`` (``C40 = E y^4 - 3 (E y^2)^2``,
+    ``C42 = E|y|^4 - |E y^2|^2 - 2``).
 
     Parameters
     ----------
@@ -122,20 +125,21 @@ def modrec_features(received):
 
     Output
     ------
-    features : [batch, 2 * min(32, S) + S + 6], float32
+    features : [batch, 3 * S + 6], float32
     """
     y = received / np.sqrt(np.mean(np.abs(received) ** 2, axis=1, keepdims=True))
-    head = y[:, : min(32, y.shape[1])]
-    amplitudes = np.sort(np.abs(y), axis=1)
     m20 = np.mean(y**2, axis=1)
     m40 = np.mean(y**4, axis=1)
     m42 = np.mean(np.abs(y) ** 4, axis=1)
     m63 = np.mean(np.abs(y) ** 6, axis=1)
     c40 = m40 - 3.0 * m20**2
     c42 = m42 - np.abs(m20) ** 2 - 2.0
+    derotated = y * np.exp(-1j * np.angle(m40) / 4.0)[:, None]
+    i, q = np.abs(derotated.real), np.abs(derotated.imag)
+    sorted_parts = [np.sort(np.abs(y), axis=1), np.sort(np.maximum(i, q), axis=1),
+                    np.sort(np.minimum(i, q), axis=1)]
     stats = np.stack([np.abs(m20), np.abs(m40), m42, m63 / 4.0, np.abs(c40), c42], axis=1)
-    features = np.concatenate([head.real, head.imag, amplitudes, stats], axis=1)
-    return features.astype(np.float32)
+    return np.concatenate(sorted_parts + [stats], axis=1).astype(np.float32)
 
 
 def _modrec(config):

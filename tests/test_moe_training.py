@@ -77,7 +77,7 @@ def test_modrec_tiny_model_learns_above_chance():
                        expert_hidden=8, modrec_snr_db=(20.0,))
     model = train_moe(config)
     x, y = model.test_data()
-    assert x.shape[1] == 2 * 32 + 64 + 6 and set(np.unique(y)) <= {0, 1, 2, 3}
+    assert x.shape[1] == 3 * 64 + 6 and set(np.unique(y)) <= {0, 1, 2, 3}
     assert model.accuracy(x, y) > 0.25 + 0.2
 
 
