@@ -22,7 +22,7 @@ _PRUNE_RTOL = 1e-12
 # reached in practice: the dual function has finitely many pieces and each iteration adds one).
 _MAX_DUAL_ITERATIONS = 64
 # Instances searched together: bounds the memory of the suffix tables to about 64 MiB.
-_TABLE_ENTRIES = 1 << 22
+_TABLE_ENTRIES = 1 << 21
 # Below this many entries B (K + 1) K, suffix tables are built in one matrix pass.
 _MATRIX_TABLE_LIMIT = 1 << 16
 # (node, child) pairs evaluated in one vectorised pass.
@@ -99,28 +99,27 @@ def _gather(array, index):
     return array[np.arange(array.shape[0])[:, None], index]
 
 
-def _evaluate_dual(lam, g, c, allowed, fewest, slots, depth):
+def _evaluate_dual(lam, g_t, c_t, allowed_t, fewest, slots):
     """Best set T for the values ``lam g - c``: ``fewest <= |T| <= slots`` over ``allowed`` experts.
 
-    Input: ``lam [n]``, ``g, c [n, K]``, ``allowed [n, K] bool``, ``fewest, slots [n]`` with
-    ``fewest <= slots <= depth``. Output: ``(g_sum, c_sum) [n]`` of T; ``h(lam) = lam need -
-    lam g_sum + c_sum`` (``docs/scheduler.md``, "Bound").
+    Input (experts along the first axis, so that every step is a contiguous row over nodes):
+    ``lam [n]``, ``g_t, c_t [K, n]``, ``allowed_t [K, n] bool``, ``fewest <= slots [n]``.
+    T takes the ``fewest`` largest values and then the positive ones up to ``slots``.
+    Output: ``(g_sum, c_sum) [n]`` of T; ``h(lam) = lam (need - g_sum) + c_sum``
+    (``docs/scheduler.md``, "Bound").
     """
-    num_experts = g.shape[1]
-    value = np.where(allowed, lam[:, None] * g - c, -np.inf)
-    if depth < num_experts:
-        part = np.argpartition(-value, depth - 1, axis=1)[:, :depth]
-    else:
-        part = np.broadcast_to(np.arange(num_experts), value.shape)
-    part_value = _gather(value, part)
-    order = np.argsort(-part_value, axis=1)
-    top_idx = _gather(part, order)
-    top_value = _gather(part_value, order)
-    rank = np.arange(top_idx.shape[1])[None, :]
-    take = (rank < fewest[:, None]) | ((rank < slots[:, None]) & (top_value > 0))
-    take &= np.isfinite(top_value)
-    g_sum = np.where(take, _gather(g, top_idx), 0.0).sum(axis=1)
-    c_sum = np.where(take, _gather(c, top_idx), 0.0).sum(axis=1)
+    n = lam.size
+    columns = np.arange(n)
+    value = np.where(allowed_t, lam * g_t - c_t, -np.inf)
+    g_sum = np.zeros(n)
+    c_sum = np.zeros(n)
+    for rank in range(min(int(slots.max(initial=0)), g_t.shape[0])):
+        row = value.argmax(axis=0)
+        top = value[row, columns]
+        take = (top > -np.inf) & (rank < slots) & ((rank < fewest) | (top > 0))
+        g_sum += np.where(take, g_t[row, columns], 0.0)
+        c_sum += np.where(take, c_t[row, columns], 0.0)
+        value[row, columns] = -np.inf
     return g_sum, c_sum
 
 
@@ -136,7 +135,8 @@ def _dual_lp(g, c, need, fewest, slots, allowed, depth):
     """
     n = g.shape[0]
     zero = np.zeros(n)
-    g_lo, c_lo = _evaluate_dual(zero, g, c, allowed, fewest, slots, depth)
+    g_t, c_t, allowed_t = g.T.copy(), c.T.copy(), allowed.T.copy()
+    g_lo, c_lo = _evaluate_dual(zero, g_t, c_t, allowed_t, fewest, slots)
     by_relevance = np.lexsort((c, -np.where(allowed, g, -np.inf)), axis=1)
     first = np.arange(g.shape[1])[None, :] < slots[:, None]
     g_hi = np.where(first, _gather(g, by_relevance), 0.0).sum(axis=1)
@@ -153,8 +153,9 @@ def _dual_lp(g, c, need, fewest, slots, allowed, depth):
         p = pending
         lam = np.maximum((icpt_hi[p] - icpt_lo[p]) / (slope_lo[p] - slope_hi[p]), 0.0)
         upper = icpt_lo[p] + lam * slope_lo[p]
-        g_t, c_t = _evaluate_dual(lam, g[p], c[p], allowed[p], fewest[p], slots[p], depth)
-        slope, icpt = need[p] - g_t, c_t
+        g_new, c_new = _evaluate_dual(lam, g_t[:, p], c_t[:, p], allowed_t[:, p], fewest[p],
+                                      slots[p])
+        slope, icpt = need[p] - g_new, c_new
         lower = icpt + lam * slope
         improve = lower > value[p]
         value[p[improve]] = lower[improve]
@@ -169,33 +170,37 @@ def _dual_lp(g, c, need, fewest, slots, allowed, depth):
 
 
 def _suffix_tables_loop(values, g, c, valid, depth):
-    """:func:`_suffix_tables` by one pass from the last position, keeping the top ``depth``."""
+    """:func:`_suffix_tables` by one pass from the last position, keeping the top ``depth``.
+
+    Arrays are laid out ``[depth, B]`` so that every step works on contiguous rows of B.
+    """
     num_instances, num_experts = values.shape
-    keep_v = np.full((num_instances, depth), -np.inf)
-    keep_g = np.zeros((num_instances, depth))
-    keep_c = np.zeros((num_instances, depth))
-    g_sum = np.zeros((num_instances, num_experts + 1, depth + 1))
-    c_sum = np.zeros_like(g_sum)
-    slots = np.arange(depth)[None, :]
+    incoming = np.stack([np.where(valid, values, -np.inf).T, g.T, c.T], axis=1)   # [K, 3, B]
+    keep = np.zeros((3, depth, num_instances))
+    keep[0] = -np.inf
+    snapshots = np.empty((num_experts + 1, 3, depth, num_instances))
+    snapshots[num_experts] = keep
+    slots = np.arange(depth)[:, None]
     for position in range(num_experts - 1, -1, -1):
-        new_v = np.where(valid[:, position], values[:, position], -np.inf)[:, None]
-        rank = np.count_nonzero(keep_v >= new_v, axis=1)[:, None]   # insertion slot
-        before, at = slots < rank, slots == rank
-        for array, new in ((keep_v, new_v), (keep_g, g[:, position, None]),
-                           (keep_c, c[:, position, None])):
-            shifted = np.concatenate([array[:, :1], array[:, :-1]], axis=1)
-            array[...] = np.where(before, array, np.where(at, new, shifted))
-        present = keep_v > -np.inf
-        np.cumsum(np.where(present, keep_g, 0.0), axis=1, out=g_sum[:, position, 1:])
-        np.cumsum(np.where(present, keep_c, 0.0), axis=1, out=c_sum[:, position, 1:])
+        new = incoming[position][:, None, :]                                    # [3, 1, B]
+        rank = (keep[0] >= new[0]).sum(axis=0)                                  # insertion slot
+        shifted = np.concatenate([keep[:, :1], keep[:, :-1]], axis=1)
+        keep = np.where(slots < rank, keep, np.where(slots == rank, new, shifted))
+        snapshots[position] = keep
+    present = snapshots[:, 0] > -np.inf                                         # [K + 1, D, B]
+    g_sum = np.zeros((num_experts + 1, depth + 1, num_instances))
+    c_sum = np.zeros_like(g_sum)
+    for m in range(depth):
+        g_sum[:, m + 1] = g_sum[:, m] + np.where(present[:, m], snapshots[:, 1, m], 0.0)
+        c_sum[:, m + 1] = c_sum[:, m] + np.where(present[:, m], snapshots[:, 2, m], 0.0)
     return g_sum, c_sum
 
 
 def _suffix_tables(values, g, c, valid, depth):
     """Relevance and cost sums of the ``m`` largest ``values`` of every suffix, ``m = 0..depth``.
 
-    ``values, g, c [B, K]``, ``valid [B, K]`` bool. Returns ``g_sum, c_sum [B, K + 1, depth + 1]``:
-    entry ``[b, i, m]`` sums the ``min(m, #valid in i..K-1)`` largest values of positions ``i..``.
+    ``values, g, c [B, K]``, ``valid [B, K]`` bool. Returns ``g_sum, c_sum [K + 1, depth + 1, B]``:
+    entry ``[i, m, b]`` sums the ``min(m, #valid in i..K-1)`` largest values of positions ``i..``.
     """
     num_instances, num_experts = values.shape
     if num_instances * (num_experts + 1) * num_experts > _MATRIX_TABLE_LIMIT:
@@ -208,25 +213,26 @@ def _suffix_tables(values, g, c, valid, depth):
     # in_suffix[b, i, r]: the r-th largest value sits at a position >= i.
     in_suffix = (order[:, None, :] >= np.arange(num_experts + 1)[None, :, None]) & usable
     rank = np.cumsum(in_suffix, axis=2)
-    g_sum = np.zeros((num_instances, num_experts + 1, depth + 1))
+    g_sum = np.zeros((num_experts + 1, depth + 1, num_instances))
     c_sum = np.zeros_like(g_sum)
     for m in range(1, depth + 1):
         chosen = in_suffix & (rank <= m)
-        g_sum[:, :, m] = np.where(chosen, g_sorted, 0.0).sum(axis=2)
-        c_sum[:, :, m] = np.where(chosen, c_sorted, 0.0).sum(axis=2)
+        g_sum[:, m, :] = np.where(chosen, g_sorted, 0.0).sum(axis=2).T
+        c_sum[:, m, :] = np.where(chosen, c_sorted, 0.0).sum(axis=2).T
     return g_sum, c_sum
 
 
-def _kelley_below(g, c, allowed, remaining, fewest, slots, taken_cost, cutoff, lines, depth,
+def _kelley_below(g_t, c_t, allowed_t, remaining, fewest, slots, taken_cost, cutoff, lines,
                   scale):
     """Whether the LP bound lies below ``cutoff`` for each node (True: branch, False: prune).
 
     ``lines = (slope_lo, icpt_lo, slope_hi, icpt_hi)`` are two tangents of the dual function
-    ``h`` with ``slope_lo > 0 >= slope_hi`` (see :func:`_dual_lp`); arrays are ``[n]`` / ``[n, K]``.
+    ``h`` with ``slope_lo > 0 >= slope_hi`` (see :func:`_dual_lp`); arrays are ``[n]``, and
+    ``[K, n]`` for ``g_t, c_t, allowed_t``.
     """
     slope_lo, icpt_lo, slope_hi, icpt_hi = (np.array(x, dtype=float) for x in lines)
-    result = np.zeros(g.shape[0], dtype=bool)
-    pending = np.arange(g.shape[0])
+    result = np.zeros(remaining.size, dtype=bool)
+    pending = np.arange(remaining.size)
     for _ in range(_MAX_DUAL_ITERATIONS):
         if not pending.size:
             break
@@ -235,8 +241,9 @@ def _kelley_below(g, c, allowed, remaining, fewest, slots, taken_cost, cutoff, l
         upper = taken_cost[p] + icpt_lo[p] + lam * slope_lo[p]
         below = upper < cutoff[p]
         result[p[below]] = True
-        g_t, c_t = _evaluate_dual(lam, g[p], c[p], allowed[p], fewest[p], slots[p], depth)
-        slope, icpt = remaining[p] - g_t, c_t
+        g_new, c_new = _evaluate_dual(lam, g_t[:, p], c_t[:, p], allowed_t[:, p], fewest[p],
+                                      slots[p])
+        slope, icpt = remaining[p] - g_new, c_new
         lower = taken_cost[p] + icpt + lam * slope
         prune = ~below & (lower >= cutoff[p])
         converged = ~below & ~prune & ((lower >= upper - scale[p]) | (slope == 0))
@@ -258,7 +265,7 @@ class _Block:
 
     ``g, c [B, K]`` sorted relevance and cost; ``useful [B]`` experts with ``g > 0`` (they come
     first; the others never help once ``need > 0``); prefix sums ``[B, K + 1]``; ``cheap_g,
-    cheap_c [B, K + 1, D + 1]`` the relevance and cost of the ``m`` cheapest useful experts at
+    cheap_c [K + 1, D + 1, B]`` the relevance and cost of the ``m`` cheapest useful experts at
     positions ``>= i``.
     """
 
@@ -279,22 +286,29 @@ class _Block:
             np.sort(cost, axis=1)[:, ::-1][:, :max_experts].sum(axis=1), np.finfo(float).tiny)
         self.cheap_g, self.cheap_c = _suffix_tables(-self.c, self.g, self.c, self.valid,
                                                     max_experts)
-        self.steps = np.arange(1, max_experts + 1)
+        self.g_t, self.c_t = self.g.T.copy(), self.c.T.copy()
+        self.stride = num_experts + 1
+        self.flat_g = self.prefix_g.ravel()
+        self.flat_c = self.prefix_c.ravel()
 
     def window(self, inst, start, count):
         """Relevance and cost ``[n]`` of the ``count`` most relevant experts from ``start`` on."""
-        lo = np.minimum(start, self.useful[inst])
-        hi = np.minimum(start + count, self.useful[inst])
-        return (self.prefix_g[inst, hi] - self.prefix_g[inst, lo],
-                self.prefix_c[inst, hi] - self.prefix_c[inst, lo])
+        base = inst * self.stride
+        useful = self.useful[inst]
+        lo = base + np.minimum(start, useful)
+        hi = base + np.minimum(start + count, useful)
+        return (self.flat_g[hi] - self.flat_g[lo], self.flat_c[hi] - self.flat_c[lo])
 
     def fewest(self, inst, start, need, slots):
         """Fewest experts from ``start`` on that can reach ``need`` (``slots + 1``: none can)."""
-        hi = np.minimum(start[:, None] + self.steps[None, :], self.useful[inst][:, None])
-        lo = np.minimum(start, self.useful[inst])
-        sums = self.prefix_g[inst[:, None], hi] - self.prefix_g[inst, lo][:, None]
-        short = (sums < need[:, None]) & (self.steps[None, :] <= slots[:, None])
-        return 1 + np.count_nonzero(short, axis=1)
+        base = inst * self.stride
+        useful = self.useful[inst]
+        reached = self.flat_g[base + np.minimum(start, useful)]
+        count = np.ones(inst.size, dtype=np.int64)
+        for m in range(1, self.depth + 1):
+            window = self.flat_g[base + np.minimum(start + m, useful)] - reached
+            count += (window < need) & (m <= slots)
+        return count
 
 
 def _search(relevance, cost, need, max_experts):
@@ -432,21 +446,23 @@ def _lp_bound_below(blk, inst, start, taken_cost, need, slots, fewest, cutoff):
     experts (the dual function at lam = 0). Then Kelley's search on the dual function from its
     tangents at lam = 0 and lam -> inf (``docs/scheduler.md``, "Bound").
     """
-    keep = taken_cost + blk.cheap_c[inst, start, fewest] < cutoff
+    keep = taken_cost + blk.cheap_c[start, fewest, inst] < cutoff
     k = np.flatnonzero(keep)
     ki, ks, kf = inst[k], start[k], fewest[k]
-    slope_lo = need[k] - blk.cheap_g[ki, ks, kf]
+    slope_lo = need[k] - blk.cheap_g[ks, kf, ki]
     # slope_lo <= 0: the dual peaks at lam = 0, the LP bound is the cheap bound (kept).
     todo = np.flatnonzero(slope_lo > 0)
     if todo.size:
         kt = k[todo]
         ti, ts = inst[kt], start[kt]
         window_g, window_c = blk.window(ti, ts, slots[kt])
-        allowed = (blk.positions[None, :] >= ts[:, None]) & blk.valid[ti]
+        allowed_t = (blk.positions[:, None] >= ts[None, :]) & (
+            blk.positions[:, None] < blk.useful[ti][None, :])
         keep[kt] = _kelley_below(
-            blk.g[ti], blk.c[ti], allowed, need[kt], fewest[kt], slots[kt], taken_cost[kt],
-            cutoff[kt], (slope_lo[todo], blk.cheap_c[ti, ts, fewest[kt]], need[kt] - window_g,
-                         window_c), blk.depth, blk.scale[ti])
+            blk.g_t[:, ti], blk.c_t[:, ti], allowed_t, need[kt], fewest[kt], slots[kt],
+            taken_cost[kt], cutoff[kt],
+            (slope_lo[todo], blk.cheap_c[ts, fewest[kt], ti], need[kt] - window_g, window_c),
+            blk.scale[ti])
     return keep
 
 

@@ -115,3 +115,24 @@ def test_lagrangian_bound_equals_lp_optimum(seed, num_experts, ties):
     assert value[0] <= lp.fun + 1e-9                     # weak duality: a valid bound
     assert value[0] == pytest.approx(lp.fun, rel=1e-9, abs=1e-9)   # and the LP optimum
     assert lam[0] >= 0
+
+
+def test_suffix_tables_both_forms_match_enumeration():
+    """The m cheapest experts of every suffix (the dual at lam = 0), by loop and by matrix."""
+    from dmoe.scheduler import _des
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        batch, num_experts = int(rng.integers(1, 12)), int(rng.integers(1, 12))
+        depth = int(rng.integers(1, num_experts + 1))
+        cost = rng.integers(0, 4, (batch, num_experts)) / 2.0       # ties on purpose
+        relevance = rng.random((batch, num_experts))
+        valid = rng.random((batch, num_experts)) < 0.8
+        loop = _des._suffix_tables_loop(-cost, relevance, cost, valid, depth)
+        matrix = _des._suffix_tables(-cost, relevance, cost, valid, depth)   # small: matrix form
+        for b in range(batch):
+            for i in range(num_experts + 1):
+                cheapest = np.sort(cost[b, i:][valid[b, i:]])
+                for m in range(depth + 1):
+                    assert loop[1][i, m, b] == pytest.approx(cheapest[:m].sum())
+                    assert matrix[1][i, m, b] == pytest.approx(cheapest[:m].sum())
