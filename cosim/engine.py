@@ -31,7 +31,7 @@ from .schemes import decide, link_energy_airtime
 from .study import derive_seed
 
 __all__ = ["run_point", "NONDETERMINISTIC_COLUMNS", "METRIC_COLUMNS", "run_metadata",
-           "check_point", "point_key", "config_columns"]
+           "check_point", "point_key", "config_columns", "load_model", "metrics_reference"]
 
 #: Columns that measure wall time: they differ between two runs of the same point.
 NONDETERMINISTIC_COLUMNS = ("solver_time_s", "time_phy_s", "time_moe_s", "time_scheduler_s",
@@ -63,9 +63,23 @@ METRIC_COLUMNS = {
     "topk_jaccard": "mean Jaccard similarity of the set with the top-D set",
     "nodes": "branch-and-bound nodes per token-layer (des); NaN for schemes that do not search",
     "iterations": "JESA rounds per token-layer (jesa); NaN otherwise",
-    "solver_time_s": "decision wall time per token-layer",
+    "solver_time_s": "decision wall time per token-layer (selection + subcarrier assignment)",
     "mean_snr_db": "mean true dispatch SNR over tokens, layers, links and subcarriers (dB)",
 }
+
+def metrics_reference():
+    """The metric columns as a Markdown table (generated into ``docs/cosim.md``)."""
+    lines = ["| column | meaning |", "|---|---|"]
+    lines += [f"| `{name}` | {text} |" for name, text in METRIC_COLUMNS.items()]
+    timing = {"time_phy_s": "this scheme's wall time in dmoe.phy (transmissions)",
+              "time_moe_s": "this scheme's wall time in dmoe.moe (gates, experts, quantisation)",
+              "time_scheduler_s": "this scheme's wall time in its decisions",
+              "point_wall_time_s": "wall time of the whole point (all schemes, channel draws)"}
+    lines += [f"| `{name}` | {timing[name]}; differs between runs, so it is left out when "
+              "tables are compared |" for name in NONDETERMINISTIC_COLUMNS
+              if name not in METRIC_COLUMNS]
+    return "\n".join(lines) + "\n"
+
 
 # Planning rates below this spectral efficiency count as unusable: the scheduler sees a finite
 # but very high cost instead of inf, so every scheme can still be realised on such a link

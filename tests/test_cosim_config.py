@@ -122,7 +122,18 @@ def test_docs_config_reference_is_generated_from_the_model():
                       doc, re.S)
     assert match, "docs/cosim.md lacks the generated config reference markers"
     assert match.group(1).strip() == config_reference().strip(), (
-        "docs/cosim.md is out of date: run `python -m dmoe.cosim.config > /tmp/ref.md` "
-        "and paste it between the markers")
+        "docs/cosim.md is out of date: paste the output of `python -m dmoe.cosim.config` "
+        "between the markers")
     for name in StudyConfig.model_fields:
         assert name in match.group(1)
+
+
+def test_docs_metrics_table_is_generated_from_the_engine():
+    from dmoe.cosim.engine import METRIC_COLUMNS, metrics_reference
+    doc = (ROOT / "docs" / "cosim.md").read_text()
+    match = re.search(r"<!-- metrics-reference:start -->\n(.*?)<!-- metrics-reference:end -->",
+                      doc, re.S)
+    assert match and match.group(1) == metrics_reference()
+    for column in ("accuracy", "energy_per_token_j", "experts_per_token", "latency_per_token_s",
+                   "drop_rate"):
+        assert column in METRIC_COLUMNS
