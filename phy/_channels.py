@@ -16,7 +16,7 @@ from sionna.phy.channel.utils import random_ut_properties, set_3gpp_scenario_par
 
 from .pathloss import pathloss_db, SCENARIO_HEIGHTS_M
 
-__all__ = ["sample_channel"]
+__all__ = ["sample_channel", "EXECUTION_MODES"]
 
 
 def _linklevel_pathloss_gain(cfg, distances, los):
@@ -31,7 +31,8 @@ def round_correlation(cfg):
     return float(scipy.special.j0(2.0 * np.pi * cfg.max_doppler_hz * cfg.round_interval_s))
 
 
-def _rayleigh(cfg, distances, num_times, seed, rng):
+def _rayleigh(cfg, distances, num_times, seed, rng, execution):
+    # numpy only: ``execution`` does not apply.
     batch, links = distances.shape
     shape = (batch, num_times, links, cfg.num_subcarriers)
     rho = round_correlation(cfg)
@@ -75,13 +76,43 @@ def _to_links(h_f, batch, links):
     return tf.transpose(h_f, [0, 2, 1, 3])
 
 
-def _tdl_cdl(cfg, distances, num_times, seed, rng):
+def _tdl_cdl_response(channel, batch_size, num_times, sampling_frequency, frequencies):
+    """Sionna TDL/CDL -> OFDM channel, [batch_size, 1, 1, 1, 1, num_times, N] complex64."""
+    a, tau = channel(batch_size, num_times, sampling_frequency)
+    return cir_to_ofdm_channel(frequencies, a, tau)
+
+
+def _system_level_response(channel, ut_loc, bs_loc, ut_orientation, bs_orientation, ut_velocity,
+                           in_state, los, num_times, sampling_frequency, frequencies):
+    """Sionna UMi/UMa/RMa on a given topology -> [batch, num_ut, 1, 1, 1, num_times, N]."""
+    channel.set_topology(ut_loc, bs_loc, ut_orientation, bs_orientation, ut_velocity,
+                         in_state, los=los)
+    a, tau = channel(num_times, sampling_frequency)
+    return cir_to_ofdm_channel(frequencies, a, tau)
+
+
+EXECUTION_MODES = ("eager", "graph", "xla")
+_COMPILED = {}
+
+
+def _executor(function, channel, execution):
+    """``function`` run eagerly, as a ``tf.function`` or XLA-compiled (cached per channel)."""
+    if execution == "eager":
+        return function
+    key = (function, id(channel), execution)
+    if key not in _COMPILED:
+        _COMPILED[key] = tf.function(function, jit_compile=execution == "xla")
+    return _COMPILED[key]
+
+
+def _tdl_cdl(cfg, distances, num_times, seed, rng, execution):
     batch, links = distances.shape
     channel = _linklevel_model(cfg.model, cfg.profile, float(cfg.delay_spread_s),
                                float(cfg.carrier_frequency_hz), float(cfg.speed_mps))
     sionna_config.seed = seed
-    a, tau = channel(batch * links, num_times, 1.0 / cfg.round_interval_s)
-    h = _to_links(cir_to_ofdm_channel(_frequencies(cfg), a, tau), batch, links).numpy()
+    run = _executor(_tdl_cdl_response, channel, execution)
+    h_f = run(channel, batch * links, num_times, 1.0 / cfg.round_interval_s, _frequencies(cfg))
+    h = _to_links(h_f, batch, links).numpy()
     gain = _linklevel_pathloss_gain(cfg, distances, los=cfg.profile in _LOS_PROFILES)
     return (h * np.sqrt(gain)[:, None, :, None]).astype(np.complex64)
 
@@ -101,7 +132,7 @@ def _system_level_model(model, carrier_frequency_hz, pathloss):
     return _SYSTEM_LEVEL[model](carrier_frequency_hz, **kwargs)
 
 
-def _system_level(cfg, distances, num_times, seed, rng):
+def _system_level(cfg, distances, num_times, seed, rng, execution):
     batch, links = distances.shape
     channel = _system_level_model(cfg.model, float(cfg.carrier_frequency_hz), cfg.pathloss)
     h_bs, h_ut = SCENARIO_HEIGHTS_M[cfg.model]
@@ -121,11 +152,10 @@ def _system_level(cfg, distances, num_times, seed, rng):
     # UT orientation would add a polarisation-mismatch loss (about 2-4 dB on average) that the
     # TR 38.901 path-loss formulas do not contain.
     ut_orientation = np.zeros((batch, links, 3), np.float32)
-    channel.set_topology(ut_loc, bs_loc, ut_orientation, bs_orientation, ut_velocity,
-                         in_state, los=cfg.los)
-    a, tau = channel(num_times, 1.0 / cfg.round_interval_s)
-    # a: [batch, 1 (rx = UTs?) ...]; see _system_level_to_links
-    h_f = cir_to_ofdm_channel(_frequencies(cfg), a, tau)
+    run = _executor(_system_level_response, channel, execution)
+    h_f = run(channel, tf.constant(ut_loc), tf.constant(bs_loc), tf.constant(ut_orientation),
+              tf.constant(bs_orientation), ut_velocity, in_state, cfg.los, num_times,
+              1.0 / cfg.round_interval_s, _frequencies(cfg))
     return _system_level_to_links(h_f).numpy().astype(np.complex64)
 
 
@@ -138,7 +168,7 @@ _SAMPLERS = {"rayleigh": _rayleigh, "tdl": _tdl_cdl, "cdl": _tdl_cdl,
              "umi": _system_level, "uma": _system_level, "rma": _system_level}
 
 
-def sample_channel(cfg, distances, num_times, seed, rng):
+def sample_channel(cfg, distances, num_times, seed, rng, execution="eager"):
     """True channel of every link.
 
     Parameters
@@ -152,11 +182,12 @@ def sample_channel(cfg, distances, num_times, seed, rng):
         Seed for Sionna's generators (``sionna.phy.config.seed``).
     rng : numpy.random.Generator
         Generator for numpy draws.
+    execution : str
+        ``"eager"``, ``"graph"`` (``tf.function``) or ``"xla"`` (``jit_compile=True``) for
+        the Sionna models.
 
     Output
     ------
     h : [batch, num_times, links, num_subcarriers], complex64
     """
-    if cfg.model not in _SAMPLERS:
-        raise NotImplementedError(f"model {cfg.model!r} is not implemented yet")
-    return _SAMPLERS[cfg.model](cfg, distances, num_times, seed, rng)
+    return _SAMPLERS[cfg.model](cfg, distances, num_times, seed, rng, execution)

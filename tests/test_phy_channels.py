@@ -101,6 +101,8 @@ def test_sample_links_rejects_bad_arguments():
         sample_links(cfg, batch_size=1, num_links=1, seed=-1)
     with pytest.raises(ValueError, match="distances_m"):
         sample_links(ChannelConfig(distances_m=(10.0, 20.0)), batch_size=1, num_links=3)
+    with pytest.raises(ValueError, match="execution"):
+        sample_links(cfg, batch_size=1, num_links=1, execution="jit")
     links = sample_links(cfg, batch_size=1, num_links=1)
     for kwargs, name in [({"model": "ergodic"}, "model"), ({"direction": "up"}, "direction"),
                          ({"view": "estimated"}, "view")]:
@@ -154,6 +156,16 @@ def test_shapes_dtypes_and_seeds(model, profile):
     np.testing.assert_array_equal(again.h_dispatch, links.h_dispatch)
     np.testing.assert_array_equal(again.distances_m, links.distances_m)
     assert not np.allclose(other.h_dispatch, links.h_dispatch)
+
+
+def test_graph_mode_matches_eager():
+    cfg = ChannelConfig(model="tdl", profile="B", num_subcarriers=16, num_rounds=2,
+                        speed_mps=10.0)
+    eager = sample_links(cfg, batch_size=2, num_links=2, seed=5)
+    graph = sample_links(cfg, batch_size=2, num_links=2, seed=5, execution="graph")
+    np.testing.assert_allclose(graph.h_dispatch, eager.h_dispatch, rtol=1e-4,
+                               atol=1e-6 * np.abs(eager.h_dispatch).max())
+    assert not graph.snr_dispatch.flags.writeable
 
 
 # --- Rayleigh ---------------------------------------------------------------------------------
