@@ -123,15 +123,15 @@ def _evaluate_dual(lam, g_t, c_t, allowed_t, fewest, slots):
     return g_sum, c_sum
 
 
-def _dual_lp(g, c, need, fewest, slots, allowed, depth):
+def _dual_lp(g, c, need, fewest, slots, allowed):
     r"""LP optimum of ``min c.x, g.x >= need, fewest <= 1.x <= slots, 0 <= x <= 1`` over ``allowed``.
 
     Maximises the Lagrangian dual ``h(lam) = lam need - max_T sum_T (lam g_j - c_j)`` by
     Kelley's cutting planes to convergence (``docs/scheduler.md``, "Bound"). Requires a feasible
     LP (the ``slots`` most relevant allowed experts reach ``need``) and ``need > 0``.
 
-    Input: ``g, c [n, K]``, ``need [n]``, ``fewest, slots [n]`` int, ``allowed [n, K]`` bool,
-    ``depth >= max(slots)``. Output: ``value [n]`` (the LP optimum), ``lam [n]`` (a maximiser).
+    Input: ``g, c [n, K]``, ``need [n]``, ``fewest, slots [n]`` int, ``allowed [n, K]`` bool.
+    Output: ``value [n]`` (the LP optimum), ``lam [n]`` (a maximiser).
     """
     n = g.shape[0]
     zero = np.zeros(n)
@@ -239,22 +239,24 @@ def _kelley_below(g_t, c_t, allowed_t, remaining, fewest, slots, taken_cost, cut
         p = pending
         lam = np.maximum((icpt_hi[p] - icpt_lo[p]) / (slope_lo[p] - slope_hi[p]), 0.0)
         upper = taken_cost[p] + icpt_lo[p] + lam * slope_lo[p]
+        # The crossing of the two lines bounds max h from above: below the cutoff, branch.
         below = upper < cutoff[p]
         result[p[below]] = True
+        p, lam, upper = p[~below], lam[~below], upper[~below]
         g_new, c_new = _evaluate_dual(lam, g_t[:, p], c_t[:, p], allowed_t[:, p], fewest[p],
                                       slots[p])
         slope, icpt = remaining[p] - g_new, c_new
-        lower = taken_cost[p] + icpt + lam * slope
-        prune = ~below & (lower >= cutoff[p])
-        converged = ~below & ~prune & ((lower >= upper - scale[p]) | (slope == 0))
-        result[p[converged]] = True
-        go_on = ~below & ~prune & ~converged
+        lower = taken_cost[p] + icpt + lam * slope          # h(lam), a valid lower bound
+        prune = lower >= cutoff[p]
+        converged = ~prune & ((lower >= upper - scale[p]) | (slope == 0))
+        result[p[converged]] = True                         # LP optimum = lower < cutoff
+        go_on = ~prune & ~converged
         up = go_on & (slope > 0)
         down = go_on & (slope < 0)
         slope_lo[p[up]], icpt_lo[p[up]] = slope[up], icpt[up]
         slope_hi[p[down]], icpt_hi[p[down]] = slope[down], icpt[down]
         pending = p[go_on]
-    result[pending] = True
+    result[pending] = True                                  # undecided after the cap: branch
     return result
 
 

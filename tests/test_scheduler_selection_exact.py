@@ -36,7 +36,7 @@ def _assert_same_optimum(result, reference, rel=1e-9, abs_=1e-12):
         assert float(result.cost) == pytest.approx(float(reference.cost), rel=rel, abs=abs_)
 
 
-@settings(max_examples=150)
+@settings(max_examples=300)
 @given(small_problems())
 def test_des_matches_brute_force(problem):
     result = des(problem)
@@ -66,7 +66,7 @@ def large_problems(draw):
     return SelectionProblem(relevance, cost, max_experts, importance=importance)
 
 
-@settings(max_examples=60)
+@settings(max_examples=100)
 @given(large_problems())
 def test_des_matches_milp(problem):
     result = des(problem)
@@ -107,7 +107,7 @@ def test_lagrangian_bound_equals_lp_optimum(seed, num_experts, ties):
     need = ranked[:slots].sum() * rng.uniform(0.01, 1.0)
     fewest = int(np.argmax(np.cumsum(ranked) >= need)) + 1
     value, lam = _dual_lp(relevance[None], cost[None], np.array([need]), np.array([fewest]),
-                          np.array([slots]), allowed[None], depth)
+                          np.array([slots]), allowed[None])
     constraints = np.vstack([-relevance, np.ones(num_experts), -np.ones(num_experts)])
     lp = linprog(cost, A_ub=constraints, b_ub=[-need, slots, -fewest],
                  bounds=[(0.0, 1.0 if a else 0.0) for a in allowed], method="highs")
