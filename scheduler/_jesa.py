@@ -186,6 +186,55 @@ def induced_costs(problem, masks, rows=None):
     return cost
 
 
+def _allocation_energy(problem, masks, ok, rows):
+    """Link energy of an allocation summed over links and phases, [R] (inf where not ok)."""
+    total = np.zeros(len(rows))
+    power = problem.subcarrier_power_w[rows]
+    for (rate, bits, _), mask in zip(problem.phases(), masks):
+        energy, _ = link_energy_airtime(rate[rows], mask, bits[rows], power)
+        total = total + energy.sum(axis=-1)
+    return np.where(ok, total, np.inf)
+
+
+def displacement_costs(problem, selected, masks, cost, rows):
+    """Re-costing that charges each collision to the expert holding the contested subcarrier.
+
+    Every expert costs its best link with all subcarriers free (the decoupled cost); a chosen
+    expert ``j`` also carries the energy its presence adds to the other chosen links,
+    ``E(S) - E(S minus j) - E_j`` (allocation energies, ``E_j`` its own allocated link). The
+    plain induced costs blame a collision on the expert that lost the subcarrier and make the
+    subcarriers held by the set look taken to every outsider; here the holder carries it, so DES
+    may drop it and bring in an outsider that wants the same subcarriers (docs/jesa.md).
+
+    Input: selected [R, K] bool, masks list of [R, K, N] bool, cost [R, K] float (the plain
+    induced costs, kept where the difference is not usable), rows [R] int.
+    Output: [R, K] float64.
+    """
+    ones = np.ones(len(rows), dtype=bool)
+    base = _allocation_energy(problem, masks, ones, rows)
+    power = problem.subcarrier_power_w[rows]
+    own = np.zeros(selected.shape)
+    for (rate, bits, _), mask in zip(problem.phases(), masks):
+        own = own + link_energy_airtime(rate[rows], mask, bits[rows], power)[0]
+    free = [np.zeros(mask.shape, dtype=bool) for mask in masks]
+    best = induced_costs(problem, free, rows)  # includes compute energy
+    out = np.where(selected, cost, best)
+    for j in range(problem.num_experts):
+        has = np.flatnonzero(selected[:, j] & np.isfinite(base))
+        if has.size == 0:
+            continue
+        reduced = selected[has].copy()
+        reduced[:, j] = False
+        reduced_masks, ok = allocate(problem, reduced, rows[has])
+        empty = ~reduced.any(axis=-1)
+        without = np.where(empty, 0.0, _allocation_energy(problem, reduced_masks, ok, rows[has]))
+        displaced = base[has] - without - own[has, j]
+        # A heuristic (deadline) allocation can make the difference meaningless: keep the plain cost.
+        usable = np.isfinite(without) & (displaced >= -1e-9 * base[has])
+        out[has[usable], j] = best[has[usable], j] + np.maximum(displaced[usable], 0.0)
+    return out
+
+
 def _total_energy(problem, selected, masks, ok, rows):
     sub = _subproblem(problem, rows)
     returned = masks[1] if problem.has_return else None
@@ -295,23 +344,34 @@ def _jesa_flat(problem, max_iterations):
         if rows.size == 0:
             history.append(energy.copy())
             break
-        new_selected, new_ok, _ = select_experts(problem, cost, rows)
+        # Two re-costings of the same allocation (docs/jesa.md): the plain one of MODEL.md and
+        # one that blames collisions on the holder; DES solves both in one batched call and the
+        # better new set is tried.
+        displaced = displacement_costs(problem, selected[rows], [mask[rows] for mask in masks], cost, rows)
+        variants = np.concatenate([cost, displaced])
+        both_selected, both_ok, _ = select_experts(problem, variants, np.concatenate([rows, rows]))
         iterations[rows] += 1
-        changed = np.any(new_selected != selected[rows], axis=-1) & new_ok
-        trial = rows[changed]
+        best_energy = energy[rows].copy()
         improved = np.zeros(rows.size, dtype=bool)
-        if trial.size:
+        for variant in range(2):
+            part = slice(variant * rows.size, (variant + 1) * rows.size)
+            new_selected, new_ok = both_selected[part], both_ok[part]
+            changed = np.flatnonzero(np.any(new_selected != selected[rows], axis=-1) & new_ok)
+            if changed.size == 0:
+                continue
+            trial = rows[changed]
             trial_masks, trial_ok = allocate(problem, new_selected[changed], trial)
             trial_energy = _total_energy(problem, new_selected[changed], trial_masks, trial_ok, trial)
-            old = energy[trial]
+            old = best_energy[changed]
             better = trial_energy < np.where(np.isfinite(old), old * (1 - _IMPROVEMENT_RTOL), np.inf)
             accept = trial[better]
             selected[accept] = new_selected[changed][better]
             for mask, trial_mask in zip(masks, trial_masks):
                 mask[accept] = trial_mask[better]
             energy[accept] = trial_energy[better]
-            last_cost[accept] = cost[changed][better]
-            improved[np.flatnonzero(changed)[better]] = True
+            last_cost[accept] = variants[part][changed][better]
+            best_energy[changed[better]] = trial_energy[better]
+            improved[changed[better]] = True
         active[rows[~improved]] = False
         history.append(energy.copy())
     status[active] = STATUS_ITERATION_LIMIT

@@ -153,6 +153,27 @@ def test_history_strictly_improves_when_iterating():
     assert np.all(np.diff(res.history, axis=-1) <= 0)
 
 
+def test_collision_blamed_on_the_holder_lets_an_outsider_in():
+    """Hand-built collision: a and b both want subcarrier 0, b must stay (gamma), and c is the
+    right partner for b. Energies E[k, n] = P B / r[k, n] = 1 mJ x table below, threshold 0.7:
+
+        a: 1.0  10   (g 0.3)      decoupled DES picks {a, b} (2.1), Hungarian gives 1.0 + 3.0 = 4.0
+        b: 1.1  3.0  (g 0.5)      the optimum is {b, c}: 1.1 + 1.6 = 2.7
+        c: 5.0  1.6  (g 0.2)
+    """
+    energy_mj = np.array([[1.0, 10.0], [1.1, 3.0], [5.0, 1.6]])
+    power_w, bits = 0.01, 1e4
+    p = JointProblem(relevance=[0.3, 0.5, 0.2], rate_dispatch=power_w * bits / (energy_mj * 1e-3),
+                     payload_bits_dispatch=bits, subcarrier_power_w=power_w, max_experts=2, threshold=0.7)
+    start, res = des_decoupled(p), jesa(p)
+    np.testing.assert_allclose(start.energy_j, 4.0e-3, rtol=1e-12)
+    np.testing.assert_array_equal(res.selected, [False, True, True])
+    np.testing.assert_array_equal(res.dispatch, [[False, False], [True, False], [False, True]])
+    np.testing.assert_allclose(res.energy_j, 2.7e-3, rtol=1e-12)
+    np.testing.assert_allclose(res.history, [4.0e-3, 2.7e-3, 2.7e-3], rtol=1e-12)
+    np.testing.assert_allclose(jesa_exact(p, "milp").energy_j, 2.7e-3, rtol=1e-9)
+
+
 # ------------------------------------------------------------------------ exactness
 @settings(max_examples=50)
 @given(
