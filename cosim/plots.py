@@ -74,21 +74,41 @@ def _save(fig, directory, name, formats):
     return paths
 
 
+_STYLES = [("o", "-"), ("s", "--"), ("^", "-."), ("v", ":"), ("D", "-"), ("x", "--"),
+           ("P", "-."), ("*", ":"), ("h", "-"), ("<", "--"), (">", "-."), ("d", ":"),
+           ("8", "-")]
+
+
+def _style(scheme, schemes):
+    """Marker and line style of a scheme (distinct, so overlapping curves stay visible)."""
+    marker, line = _STYLES[schemes.index(scheme) % len(_STYLES)]
+    return {"marker": marker, "linestyle": line, "markersize": 5, "fillstyle": "none",
+            "label": scheme}
+
+
+def _plain_log_ticks(axis):
+    """Label only the decades of a log axis (minor labels overlap on narrow panels)."""
+    from matplotlib.ticker import NullFormatter
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _mean_over(sub, keys, values):
     return sub.groupby(keys, sort=True)[values].mean().reset_index()
 
 
 def _tradeoff(table, swept, directory, formats):
     panels, averaged = _panels(table, swept, {"importance"})
+    schemes = list(dict.fromkeys(table["scheme"]))
     fig, axes = _figure(len(panels))
     for ax, (title, sub) in zip(axes, panels):
         for scheme, rows in sub.groupby("scheme", sort=False):
             rows = _mean_over(rows, ["importance"], ["energy_per_token_j", "accuracy"])
-            ax.plot(rows["energy_per_token_j"] * 1e3, rows["accuracy"] * 100, "o-", label=scheme,
-                    markersize=4)
+            ax.plot(rows["energy_per_token_j"] * 1e3, rows["accuracy"] * 100,
+                    **_style(scheme, schemes))
         ax.set_xlabel("energy per token (mJ)")
         ax.set_ylabel("accuracy (%)")
         ax.set_xscale("log")
+        _plain_log_ticks(ax.xaxis)
         ax.set_title(title or "accuracy-energy trade-off across rho", fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
@@ -97,15 +117,17 @@ def _tradeoff(table, swept, directory, formats):
 
 def _by_x(table, swept, directory, formats, x, y, name, xlabel, ylabel, scale_y=1.0, logy=False):
     panels, averaged = _panels(table, swept, {x})
+    schemes = list(dict.fromkeys(table["scheme"]))
     fig, axes = _figure(len(panels))
     for ax, (title, sub) in zip(axes, panels):
         for scheme, rows in sub.groupby("scheme", sort=False):
             rows = _mean_over(rows, [x], [y])
-            ax.plot(rows[x], rows[y] * scale_y, "o-", label=scheme, markersize=4)
+            ax.plot(rows[x], rows[y] * scale_y, **_style(scheme, schemes))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if logy:
             ax.set_yscale("log")
+            _plain_log_ticks(ax.yaxis)
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
@@ -155,6 +177,7 @@ def _channel_sensitivity(table, swept, directory, formats):
             ax.grid(alpha=0.3, axis="y")
             if metric == "energy_per_token_j":
                 ax.set_yscale("log")
+                _plain_log_ticks(ax.yaxis)
         axes[0].legend(fontsize=7)
     return _save(fig, directory, "channel_sensitivity", formats), averaged
 
