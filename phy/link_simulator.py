@@ -327,12 +327,15 @@ class LinkSimulator:
     def _realise_abstraction(self, snr, used, payload_bits, mcs, payload, rng):
         num = len(snr)
         num_attempts = 1 + self.max_retransmissions
+        num_re, _, cb_size, num_cb = _abs.segment(payload_bits, mcs, self.mcs_table)
+        _, pilots = _abs.grid_symbols(num_re, used.sum(axis=-1))
+        # Expected post-equalisation SINR of one attempt (LS loss 1 / (1 + 1/n_p)); each
+        # attempt brings its own pilots, chase combining adds the SINRs of the attempts so far.
+        single = _abs.post_equalisation_sinr(snr, pilots)
         ok = np.zeros((num, num_attempts), dtype=bool)
-        base_sinr = None
         for attempt in range(1, num_attempts + 1):
-            tbler, sinr = self._block_error_rate(snr, used, payload_bits, mcs, attempt)
-            if attempt == 1:
-                base_sinr = sinr
+            sinr_eff = _abs.effective_sinr(attempt * single, used, mcs, self.mcs_table)
+            tbler = _abs.tb_error_rate(sinr_eff, mcs, cb_size, num_cb, self.mcs_table)
             # Attempts are drawn conditionally independently given their combined SINR;
             # draws after the first success do not matter.
             ok[:, attempt - 1] = rng.random(num) >= tbler
@@ -341,8 +344,8 @@ class LinkSimulator:
         qm, _, _ = _abs.mcs_table_arrays(self.mcs_table)
         # Failed blocks: uncoded BER at the chase-combined SINR of the last attempt, averaged
         # over the link's subcarriers (all are equally loaded up to one OFDM symbol).
-        combined = base_sinr * attempts[:, None]
-        ber = (_abs.uncoded_ber(combined, qm[mcs][:, None]) * used).sum(axis=1) / np.maximum(
+        last = single * attempts[:, None]
+        ber = (_abs.uncoded_ber(last, qm[mcs][:, None]) * used).sum(axis=1) / np.maximum(
             used.sum(axis=1), 1)
         ber = np.where(delivered, 0.0, ber)
         received = None
