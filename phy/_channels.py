@@ -19,11 +19,12 @@ from .pathloss import pathloss_db, SCENARIO_HEIGHTS_M
 __all__ = ["sample_channel", "EXECUTION_MODES"]
 
 
-def _linklevel_pathloss_gain(cfg, distances, los):
-    """Power gain 10**(-PL/10) of the UMi street-canyon formula, [batch, links]."""
+def _linklevel_amplitude(cfg, distances, los):
+    """Amplitude gain 10**(-PL/20) of the UMi street-canyon formula, [batch, links] float32."""
     if not cfg.pathloss:
-        return np.ones_like(distances)
-    return 10.0 ** (-pathloss_db(distances, cfg.carrier_frequency_hz, los, "umi") / 10.0)
+        return np.ones(distances.shape, np.float32)
+    return (10.0 ** (-pathloss_db(distances, cfg.carrier_frequency_hz, los, "umi") / 20.0)
+            ).astype(np.float32)
 
 
 def round_correlation(cfg):
@@ -35,17 +36,17 @@ def _rayleigh(cfg, distances, num_times, seed, rng, execution):
     # numpy only: ``execution`` does not apply.
     batch, links = distances.shape
     shape = (batch, num_times, links, cfg.num_subcarriers)
-    rho = round_correlation(cfg)
-    w = rng.standard_normal(shape + (2,))
-    w = (w[..., 0] + 1j * w[..., 1]) / np.sqrt(2.0)
+    rho = np.float32(round_correlation(cfg))
+    # Pairs of float32 normals viewed as complex64: CN(0, 1) after scaling by 1/sqrt(2).
+    h = rng.standard_normal(shape + (2,), dtype=np.float32).view(np.complex64)[..., 0]
+    h *= np.float32(np.sqrt(0.5))
     # Gauss-Markov (AR(1)) process: stationary CN(0, 1) with lag-one correlation rho.
-    h = np.empty(shape, dtype=np.complex128)
-    h[:, 0] = w[:, 0]
-    innovation = np.sqrt(max(1.0 - rho ** 2, 0.0))
+    innovation = np.float32(np.sqrt(max(1.0 - float(rho) ** 2, 0.0)))
     for t in range(1, num_times):
-        h[:, t] = rho * h[:, t - 1] + innovation * w[:, t]
-    gain = _linklevel_pathloss_gain(cfg, distances, los=False)
-    return (h * np.sqrt(gain)[:, None, :, None]).astype(np.complex64)
+        h[:, t] *= innovation
+        h[:, t] += rho * h[:, t - 1]
+    h *= _linklevel_amplitude(cfg, distances, los=False)[:, None, :, None]
+    return h
 
 
 # TR 38.901 Tables 7.7.2-1..5: TDL/CDL A-C are NLoS profiles, D-E LoS profiles; the
@@ -113,8 +114,8 @@ def _tdl_cdl(cfg, distances, num_times, seed, rng, execution):
     run = _executor(_tdl_cdl_response, channel, execution)
     h_f = run(channel, batch * links, num_times, 1.0 / cfg.round_interval_s, _frequencies(cfg))
     h = _to_links(h_f, batch, links).numpy()
-    gain = _linklevel_pathloss_gain(cfg, distances, los=cfg.profile in _LOS_PROFILES)
-    return (h * np.sqrt(gain)[:, None, :, None]).astype(np.complex64)
+    h *= _linklevel_amplitude(cfg, distances, los=cfg.profile in _LOS_PROFILES)[:, None, :, None]
+    return h
 
 
 _SYSTEM_LEVEL = {"umi": UMi, "uma": UMa, "rma": RMa}
@@ -156,7 +157,7 @@ def _system_level(cfg, distances, num_times, seed, rng, execution):
     h_f = run(channel, tf.constant(ut_loc), tf.constant(bs_loc), tf.constant(ut_orientation),
               tf.constant(bs_orientation), ut_velocity, in_state, cfg.los, num_times,
               1.0 / cfg.round_interval_s, _frequencies(cfg))
-    return _system_level_to_links(h_f).numpy().astype(np.complex64)
+    return _system_level_to_links(h_f).numpy()
 
 
 def _system_level_to_links(h_f):
