@@ -14,7 +14,7 @@ tracing, is reported as ``first_call_s``); wrapper and bare calls alternate so t
 the same background load. Target: wrapper / bare time <= 1.2.
 
 Usage: ``python benchmarks/bench_phy_channels.py [--batch 32] [--links 8] [--rounds 4]
-[--subcarriers 128] [--repeats 5] [--modes eager graph xla] [--models ...]``
+[--subcarriers 128] [--repeats 5] [--modes eager graph xla] [--models ...] [--quick]``
 """
 
 import argparse
@@ -133,7 +133,14 @@ def main():
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--tag", default="", help="suffix of the result file names")
+    parser.add_argument("--quick", action="store_true",
+                        help="small smoke run: batch 8, 2 rounds, 64 subcarriers, eager and "
+                             "graph, 2 repeats, results tagged 'quick'")
     args = parser.parse_args()
+    if args.quick:
+        args.batch, args.rounds, args.subcarriers, args.repeats = 8, 2, 64, 2
+        args.modes = [m for m in args.modes if m != "xla"]
+        args.tag = args.tag or "quick"
 
     samples = args.batch * args.rounds * args.links * args.subcarriers
     rows = []

@@ -100,7 +100,7 @@ def _executor(function, channel, execution):
     """``function`` run eagerly, as a ``tf.function`` or XLA-compiled (cached per channel)."""
     if execution == "eager":
         return function
-    key = (function, id(channel), execution)
+    key = (function, channel, execution)
     if key not in _COMPILED:
         _COMPILED[key] = tf.function(function, jit_compile=execution == "xla")
     return _COMPILED[key]

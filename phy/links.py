@@ -48,7 +48,7 @@ def _check_channel(name, h, expected_shape=None):
     return h.astype(np.complex64, copy=False).view()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Links:
     r"""Channels and SNRs of the dispatch (coordinator -> node) and return links.
 
