@@ -45,7 +45,7 @@ def measure(tokens, fidelity, repeats=1):
     wall, rows = best
     rounds = tokens * model.num_layers * len(config.schemes)
     parts = {part: sum(row[f"time_{part}_s"] for row in rows)
-             for part in ("phy", "moe", "scheduler")}
+             + rows[0].get(f"point_time_{part}_s", 0.0) for part in ("phy", "moe", "scheduler")}
     other = max(wall - sum(parts.values()), 0.0)
     return {
         "fidelity": fidelity, "tokens": tokens, "layers": model.num_layers,

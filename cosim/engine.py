@@ -35,7 +35,7 @@ __all__ = ["run_point", "NONDETERMINISTIC_COLUMNS", "METRIC_COLUMNS", "run_metad
 
 #: Columns that measure wall time: they differ between two runs of the same point.
 NONDETERMINISTIC_COLUMNS = ("solver_time_s", "time_phy_s", "time_moe_s", "time_scheduler_s",
-                            "point_wall_time_s")
+                            "point_wall_time_s", "point_time_phy_s", "point_time_moe_s")
 
 #: Metric columns of every row, with their meaning (``docs/cosim.md``, "Metrics").
 METRIC_COLUMNS = {
@@ -74,7 +74,10 @@ def metrics_reference():
     timing = {"time_phy_s": "this scheme's wall time in dmoe.phy (transmissions)",
               "time_moe_s": "this scheme's wall time in dmoe.moe (gates, experts, quantisation)",
               "time_scheduler_s": "this scheme's wall time in its decisions",
-              "point_wall_time_s": "wall time of the whole point (all schemes, channel draws)"}
+              "point_wall_time_s": "wall time of the whole point (all schemes, channel draws)",
+              "point_time_phy_s": "the point's shared wall time in dmoe.phy (channel draws, "
+                                  "planning rates)",
+              "point_time_moe_s": "the point's shared wall time in dmoe.moe (embedding)"}
     lines += [f"| `{name}` | {timing[name]}; differs between runs, so it is left out when "
               "tables are compared |" for name in NONDETERMINISTIC_COLUMNS
               if name not in METRIC_COLUMNS]
@@ -386,6 +389,7 @@ def _run(config, model, point_seed):
     decision_key = config.model_dump(mode="json", exclude={"phy", "execution", "schemes"})
     with clock("moe"):
         hidden0 = model.embed(x)
+    shared = dict(clock.seconds)
     rows = []
     for scheme in config.schemes:
         # The scheme's own randomness depends on the decision inputs only (not on the PHY
@@ -395,7 +399,8 @@ def _run(config, model, point_seed):
             scheme, config, model, clock, hidden0, y, round_links, rate_d, rate_u, power_w,
             sim, link_seed, rng, bits_per_value))
     for row in rows:
-        row["mean_snr_db"] = mean_snr_db
+        row.update(mean_snr_db=mean_snr_db, point_time_phy_s=shared["phy"],
+                   point_time_moe_s=shared["moe"])
     return rows
 
 

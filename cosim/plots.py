@@ -87,8 +87,10 @@ def _style(scheme, schemes):
 
 
 def _plain_log_ticks(axis):
-    """Label only the decades of a log axis (minor labels overlap on narrow panels)."""
-    from matplotlib.ticker import NullFormatter
+    """Log axis labelled at 1, 2, 5 x 10^n in plain numbers (default minor labels overlap)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(NullFormatter())
 
 
