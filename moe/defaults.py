@@ -20,7 +20,7 @@ __all__ = ["DEFAULT_CONFIGS", "default_cache_dir", "cache_path", "load_default_m
 # Defaults train in seconds on 2 CPU cores (numbers in docs/moe.md).
 DEFAULT_CONFIGS = {
     "digits": MoEConfig(task="digits"),
-    "modrec": MoEConfig(task="modrec", epochs=15, modrec_examples=8000),
+    "modrec": MoEConfig(task="modrec", epochs=15, modrec_examples=8000, balance_weight=0.2),
 }
 
 _MEMO = {}

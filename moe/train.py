@@ -73,14 +73,17 @@ def _op_determinism():
     """Turn on TensorFlow op determinism for the block, and restore the previous setting."""
     from tensorflow.python.framework import config as tf_config
 
-    was_enabled = tf_config.is_op_determinism_enabled()
+    # The query and the switch-off are not public API; without them determinism stays on.
+    is_enabled = getattr(tf_config, "is_op_determinism_enabled", lambda: False)
+    disable = getattr(tf_config, "disable_op_determinism", None)
+    was_enabled = is_enabled()
     if not was_enabled:
-        tf_config.enable_op_determinism()
+        tf.config.experimental.enable_op_determinism()
     try:
         yield
     finally:
-        if not was_enabled:
-            tf_config.disable_op_determinism()
+        if not was_enabled and disable is not None:
+            disable()
 
 
 def train_moe(config=MoEConfig(), verbose=False):
