@@ -15,7 +15,7 @@ from dmoe.moe.model import MoEModel
 from dmoe.moe.trace import TraceMoE, record_trace
 from dmoe.moe.train import library_versions, train_moe
 
-__all__ = ["DEFAULT_CONFIGS", "default_cache_dir", "cache_path", "load_default_moe"]
+__all__ = ["DEFAULT_CONFIGS", "default_cache_dir", "cache_path", "load_default_moe", "load_trained_moe"]
 
 # Defaults train in seconds on 2 CPU cores (numbers in docs/moe.md).
 DEFAULT_CONFIGS = {
@@ -36,6 +36,33 @@ def cache_path(config, cache_dir=None):
     text = json.dumps({"config": config.key(), "versions": library_versions()}, sort_keys=True)
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     return os.path.join(cache_dir or default_cache_dir(), f"{config.task}-{key}.keras")
+
+
+def load_trained_moe(config, cache_dir=None):
+    """A trained model of any ``config``, trained on first use and cached like the defaults.
+
+    Parameters
+    ----------
+    config : MoEConfig
+        ``task`` is ``"digits"`` or ``"modrec"`` (a ``trace`` config is read with ``build_moe``).
+    cache_dir : str or None
+        Cache folder; None uses :func:`default_cache_dir`.
+
+    Output
+    ------
+    model : MoEModel
+
+    Example
+    -------
+    >>> import dataclasses
+    >>> config = dataclasses.replace(DEFAULT_CONFIGS["digits"], num_experts=16)
+    >>> model = load_trained_moe(config)
+    """
+    if not isinstance(config, MoEConfig):
+        raise TypeError(f"config must be a MoEConfig, got {type(config).__name__}")
+    if config.task == "trace":
+        raise ValueError("config.task='trace' has nothing to train; use build_moe(config)")
+    return _trained(config, cache_dir)
 
 
 def _trained(config, cache_dir):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dmoe.moe import MoEConfig, TraceMoE, build_moe, load_default_moe, train_moe
+from dmoe.moe import MoEConfig, TraceMoE, build_moe, load_default_moe, load_trained_moe, train_moe
 from dmoe.moe._data import modrec_features, modrec_received_symbols
 
 TINY = dict(task="digits", num_layers=2, num_experts=4, width=16, expert_hidden=8, epochs=2)
@@ -129,6 +129,8 @@ def test_cache_writes_one_file_and_reuses_it(trained_twice, tmp_path, monkeypatc
     assert second is not first and len(calls) == 1  # read from disk, not retrained
     for a, b in zip(_weights(first), _weights(second)):
         np.testing.assert_array_equal(a, b)
+    third = load_trained_moe(config, cache_dir=str(tmp_path))
+    assert third is second and len(calls) == 1  # same file, memoised in the process
     trace = load_default_moe("trace", cache_dir=str(tmp_path))
     tokens, target = trace.test_data()
     assert len(tokens) == len(first.test_data()[1])
