@@ -303,7 +303,7 @@ def jesa(problem, max_iterations=50):
         raise ValueError(f"`max_iterations` must be a non-negative int, got {max_iterations!r}")
     start = time.perf_counter()
     batch_shape = problem.batch_shape
-    flat = problem.reshape(int(np.prod(batch_shape, dtype=np.int64)))
+    flat = problem._flat()
     selected, masks, energy, iterations, status, history = _jesa_flat(flat, int(max_iterations))
     returned = masks[1] if flat.has_return else np.zeros_like(masks[0])
     return build_result(
@@ -465,7 +465,7 @@ def top_k_joint(problem, k, subcarriers="hungarian", rng=None):
         raise ValueError(f"`subcarriers` must be 'hungarian' or 'random', got {subcarriers!r}")
     start = time.perf_counter()
     batch_shape = problem.batch_shape
-    flat = problem.reshape(int(np.prod(batch_shape, dtype=np.int64)))
+    flat = problem._flat()
     order = np.argsort(-flat.relevance, axis=-1, kind="stable")[:, :k]
     selected = np.zeros(flat.relevance.shape, dtype=bool)
     np.put_along_axis(selected, order, True, axis=-1)
@@ -495,7 +495,7 @@ def des_random_subcarriers(problem, rng):
         raise TypeError(f"`problem` must be a JointProblem, got {type(problem).__name__}")
     start = time.perf_counter()
     batch_shape = problem.batch_shape
-    flat = problem.reshape(int(np.prod(batch_shape, dtype=np.int64)))
+    flat = problem._flat()
     everyone = np.ones(flat.relevance.shape, dtype=bool)
     masks, _ = _random_allocation(flat, everyone, _generator(rng))
     cost = flat.compute_energy_j.copy()

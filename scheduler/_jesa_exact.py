@@ -60,7 +60,7 @@ def jesa_exact(problem, method="milp"):
     start = time.perf_counter()
     batch_shape = problem.batch_shape
     num = int(np.prod(batch_shape, dtype=np.int64))
-    flat = problem.reshape(num)
+    flat = problem._flat()
     k, n = flat.num_experts, flat.num_subcarriers
     selected = np.zeros((num, k), dtype=bool)
     dispatch = np.zeros((num, k, n), dtype=bool)

@@ -259,10 +259,10 @@ class JointProblem:
             out.append((self.rate_return, self.payload_bits_return, self.deadline_return_s))
         return out
 
-    def reshape(self, num_instances):
-        """A view of the problem flattened to ``[num_instances]`` instances (internal use)."""
+    def _flat(self):
+        """A view of the problem with its batch flattened to ``[B]`` instances (internal)."""
         flat = object.__new__(JointProblem)
-        shape = (num_instances,)
+        shape = (int(np.prod(self.batch_shape, dtype=np.int64)),)
         k, n = self.num_experts, self.num_subcarriers
         flat.relevance = self.relevance.reshape(shape + (k,))
         flat.rate_dispatch = self.rate_dispatch.reshape(shape + (k, n))

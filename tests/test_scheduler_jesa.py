@@ -220,7 +220,7 @@ def exhaustive_dispatch_only(p):
 @settings(max_examples=25)
 @given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 4), n=st.integers(1, 4), d=st.integers(1, 3))
 def test_exact_matches_exhaustive_assignment_search(seed, k, n, d):
-    p = make_problem(seed, 1, k, n, d, with_return=False, dead=0.2, compute=True).reshape(1)
+    p = make_problem(seed, 1, k, n, d, with_return=False, dead=0.2, compute=True)
     single = JointProblem(relevance=p.relevance[0], rate_dispatch=p.rate_dispatch[0],
                           payload_bits_dispatch=p.payload_bits_dispatch[0],
                           subcarrier_power_w=p.subcarrier_power_w[0], max_experts=d,
