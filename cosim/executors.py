@@ -1,0 +1,395 @@
+"""Executors that spread sweep points over processes (one machine) or a Ray cluster.
+
+Both implement :class:`dmoe.cosim.runner.Executor`: ``map(function, items)`` yields
+``(item, result)`` pairs *as they complete*, so :func:`dmoe.cosim.run_study` writes every
+finished point to the resumable store at once and an interruption loses only the points still
+running. Every random stream of a point derives from its config (``docs/cosim.md``), so the
+rows do not depend on which executor, process or machine ran the point: the results of
+``serial``, ``process`` and ``ray`` are identical (``tests/test_scale_executors.py``).
+
+A worker that dies in the middle of a point (killed, out of memory, a segfault) loses nothing:
+
+* :class:`ProcessExecutor` sees ``BrokenProcessPool``, starts a fresh pool and resubmits every
+  point that had not finished, up to ``max_retries`` times per point;
+* :class:`RayExecutor` lets Ray retry the task (``max_retries``).
+
+A point that still fails, or whose function raised an exception, is *reported*: the other
+points run to the end and are written, then :class:`PointsFailed` is raised, naming each failed
+point and why. Rerunning the study into the same directory runs exactly the missing points.
+
+TensorFlow is never sent to a worker: each worker process imports it itself when the point
+function first needs it, after the worker has set ``CUDA_VISIBLE_DEVICES`` (its GPU, if any)
+and ``TF_FORCE_GPU_ALLOW_GROWTH=true`` (GPU memory growth on), which TensorFlow reads when it
+initialises. ``ray`` is imported only inside :meth:`RayExecutor.map`.
+
+Fault injection (tests only): with the environment variable ``DMOE_FAULT_KILL_POINT`` set to a
+point id (or, for items that are not points, ``str(item)``) in the *driver*, the worker that
+starts that point calls ``os._exit(71)`` before running it. With ``DMOE_FAULT_ONCE_DIR`` also
+set to a directory, only the first attempt dies (a marker file in that directory records it),
+so a retry succeeds; without it every attempt dies.
+"""
+
+import os
+import traceback
+from concurrent.futures import FIRST_COMPLETED, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+from .runner import Executor
+
+__all__ = ["ProcessExecutor", "RayExecutor", "PointsFailed", "PointFailure", "make_executor",
+           "EXECUTORS"]
+
+#: Names accepted by :func:`make_executor` (and ``dmoe run --executor``).
+EXECUTORS = ("serial", "process", "ray")
+
+#: Exit status of a worker killed by the fault-injection hook.
+FAULT_EXIT_CODE = 71
+
+
+@dataclass(frozen=True)
+class PointFailure:
+    """One point an executor could not complete.
+
+    Attributes
+    ----------
+    item : object
+        The item (a :class:`dmoe.cosim.Point` in a study) that failed.
+    attempts : int
+        How many times it was started.
+    reason : str
+        Why: the worker died (with its exit status when known) or the exception's text.
+    """
+
+    item: object
+    attempts: int
+    reason: str
+
+    @property
+    def label(self):
+        point_id = getattr(self.item, "point_id", None)
+        if point_id is None:
+            return repr(self.item)
+        swept = getattr(self.item, "swept", None) or {}
+        where = ", ".join(f"{k}={v!r}" for k, v in swept.items())
+        return f"point {point_id}" + (f" ({where})" if where else "")
+
+
+class PointsFailed(RuntimeError):
+    """Raised by an executor's ``map`` after every other point has completed.
+
+    Attributes
+    ----------
+    failures : list of PointFailure
+    """
+
+    def __init__(self, failures):
+        self.failures = list(failures)
+        lines = [f"{len(self.failures)} point(s) failed (the others are stored; rerun the same "
+                 "command to run the missing points):"]
+        lines += [f"  {f.label}: {f.reason} (after {f.attempts} attempt(s))"
+                  for f in self.failures]
+        super().__init__("\n".join(lines))
+
+
+# ---------------------------------------------------------------------------------- worker side
+
+def _fault_spec():
+    """The fault-injection setting of this (driver) process, or None."""
+    target = os.environ.get("DMOE_FAULT_KILL_POINT")
+    if not target:
+        return None
+    return {"target": target, "once_dir": os.environ.get("DMOE_FAULT_ONCE_DIR") or None}
+
+
+def _item_label(item):
+    point_id = getattr(item, "point_id", None)
+    return str(point_id) if point_id is not None else str(item)
+
+
+def _inject_fault(item, fault):
+    if fault is None or _item_label(item) != fault["target"]:
+        return
+    if fault["once_dir"] is not None:
+        marker = Path(fault["once_dir"]) / f"killed-{_item_label(item)}"
+        try:
+            descriptor = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return  # an earlier attempt already died here: this one runs
+        os.close(descriptor)
+    os._exit(FAULT_EXIT_CODE)
+
+
+def _prepare_worker_environment(gpu=None, threads=None):
+    """Process-level settings a worker needs *before* TensorFlow is imported in it."""
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if threads is not None:
+        # Read by TensorFlow when it creates its thread pools (first op), like the variables.
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+        os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+def _process_initializer(gpu_queue, threads):
+    gpu = gpu_queue.get() if gpu_queue is not None else None
+    _prepare_worker_environment(gpu, threads)
+
+
+def _call_point(function, item, fault):
+    """What a worker runs for one item: the fault hook, then ``function(item)``."""
+    _inject_fault(item, fault)
+    return function(item)
+
+
+def _ray_call_point(function, item, fault, threads):
+    _prepare_worker_environment(None, threads)  # Ray already set CUDA_VISIBLE_DEVICES
+    return _call_point(function, item, fault)
+
+
+# ---------------------------------------------------------------------------------- executors
+
+class ProcessExecutor(Executor):
+    r"""Run points in a pool of worker processes on this machine (``spawn`` start method).
+
+    Parameters
+    ----------
+    workers : int or None
+        Number of worker processes (default: ``len(gpus)`` if ``gpus`` is given, else the
+        number of CPU cores).
+    gpus : list of int or str, or None
+        One GPU per worker: worker i sees only ``gpus[i]`` (``CUDA_VISIBLE_DEVICES``). ``None``
+        leaves the devices as they are (every worker sees every GPU).
+    threads_per_worker : int or None
+        TensorFlow intra-op threads per worker (default: TensorFlow's choice, all cores; set
+        it to ``cores // workers`` when several CPU workers share a machine).
+    max_retries : int
+        How often a point whose worker died is resubmitted (to a fresh pool) before it is
+        reported as failed. Exceptions raised by the point function are not retried.
+
+    Example
+    -------
+    >>> run_study(load_study("configs/tradeoff.toml"), "results/tradeoff",
+    ...           executor=ProcessExecutor(workers=4))                    # doctest: +SKIP
+    """
+
+    name = "process"
+
+    def __init__(self, workers=None, gpus=None, threads_per_worker=None, max_retries=1):
+        if gpus is not None:
+            gpus = [str(g) for g in gpus]
+            if not gpus:
+                raise ValueError("gpus must name at least one GPU, or be None")
+            if workers is not None and workers != len(gpus):
+                raise ValueError(f"workers ({workers}) must equal len(gpus) ({len(gpus)}): "
+                                 "one worker per GPU")
+            workers = len(gpus)
+        if workers is None:
+            workers = os.cpu_count() or 1
+        if not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        if threads_per_worker is not None and (not isinstance(threads_per_worker, int)
+                                               or threads_per_worker < 1):
+            raise ValueError(f"threads_per_worker must be an integer >= 1 or None, got "
+                             f"{threads_per_worker!r}")
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        self.workers = workers
+        self.gpus = gpus
+        self.threads_per_worker = threads_per_worker
+        self.max_retries = max_retries
+
+    def _pool(self, num_items):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        context = multiprocessing.get_context("spawn")
+        workers = min(self.workers, num_items)
+        gpu_queue = None
+        if self.gpus is not None:
+            gpu_queue = context.Queue()
+            for gpu in self.gpus[:workers]:
+                gpu_queue.put(gpu)
+        return ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                   initializer=_process_initializer,
+                                   initargs=(gpu_queue, self.threads_per_worker))
+
+    def map(self, function, items):
+        items = list(items)
+        fault = _fault_spec()
+        attempts = [0] * len(items)
+        waiting = list(range(len(items)))
+        failures = []
+        while waiting:
+            pool = self._pool(len(waiting))
+            clean_exit = False
+            try:
+                futures = {}
+                for index in waiting:
+                    attempts[index] += 1
+                    futures[pool.submit(_call_point, function, items[index], fault)] = index
+                waiting = []
+                pending = set(futures)
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        index = futures[future]
+                        try:
+                            result = future.result()
+                        except BrokenProcessPool:
+                            if attempts[index] <= self.max_retries:
+                                waiting.append(index)
+                            else:
+                                failures.append(PointFailure(
+                                    items[index], attempts[index],
+                                    "its worker process died (killed, out of memory or crashed)"))
+                            continue
+                        except Exception as error:  # the point function raised: not retried
+                            failures.append(PointFailure(items[index], attempts[index],
+                                                         _describe(error)))
+                            continue
+                        yield items[index], result
+                clean_exit = True
+            finally:
+                # On an interruption, do not wait for the points still running.
+                pool.shutdown(wait=clean_exit, cancel_futures=True)
+            waiting.sort()
+        if failures:
+            raise PointsFailed(failures)
+
+
+class RayExecutor(Executor):
+    r"""Run every point as one Ray task, on a local Ray instance or a cluster.
+
+    Parameters
+    ----------
+    address : str or None
+        Ray cluster to connect to (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``).
+        ``None``: the Ray instance already initialised in this process, else ``RAY_ADDRESS``,
+        else a new local instance on this machine (shut down after :meth:`map`).
+    num_gpus : float
+        GPUs reserved per task (Ray sets ``CUDA_VISIBLE_DEVICES`` of the worker accordingly;
+        ``1`` runs one point per GPU at a time, ``0.5`` two).
+    num_cpus : float
+        CPUs reserved per task.
+    threads_per_worker : int or None
+        TensorFlow intra-op threads in each worker (default: TensorFlow's choice).
+    max_retries : int
+        Ray retries of a task whose worker died. Exceptions raised by the point function are
+        not retried (they would fail again).
+    init_kwargs : dict or None
+        More keyword arguments of ``ray.init`` when this executor starts or joins Ray
+        (e.g. ``{"runtime_env": {...}}``).
+
+    Example
+    -------
+    >>> run_study(study, "results/big", executor=RayExecutor(address="auto", num_gpus=1))
+    ... # doctest: +SKIP
+    """
+
+    name = "ray"
+
+    def __init__(self, address=None, num_gpus=0, num_cpus=1, threads_per_worker=None,
+                 max_retries=3, init_kwargs=None):
+        for label, value in (("num_gpus", num_gpus), ("num_cpus", num_cpus)):
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{label} must be a number >= 0, got {value!r}")
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        self.address = address
+        self.num_gpus = num_gpus
+        self.num_cpus = num_cpus
+        self.threads_per_worker = threads_per_worker
+        self.max_retries = max_retries
+        self.init_kwargs = dict(init_kwargs or {})
+
+    def map(self, function, items):
+        try:
+            import ray
+        except ImportError:
+            raise ImportError("the ray executor needs Ray: pip install 'dmoe[distributed]'") \
+                from None
+        items = list(items)
+        started_here = False
+        if not ray.is_initialized():
+            options = dict(self.init_kwargs)
+            if self.address is None and not os.environ.get("RAY_ADDRESS"):
+                options = {"include_dashboard": False, "log_to_driver": False, **options}
+            ray.init(address=self.address, **options)
+            started_here = True  # disconnect afterwards (a cluster keeps running)
+        task = ray.remote(_ray_call_point).options(
+            num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=self.max_retries,
+            retry_exceptions=False)
+        fault = _fault_spec()
+        function_ref = ray.put(function)
+        pending = {task.remote(function_ref, item, fault, self.threads_per_worker): index
+                   for index, item in enumerate(items)}
+        failures = []
+        clean_exit = False
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    index = pending.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayTaskError as error:  # the function raised
+                        failures.append(PointFailure(items[index], 1,
+                                                     _describe(error.as_instanceof_cause())))
+                        continue
+                    except ray.exceptions.RayError as error:      # worker/node died
+                        failures.append(PointFailure(
+                            items[index], self.max_retries + 1,
+                            f"its Ray worker died ({type(error).__name__})"))
+                        continue
+                    yield items[index], result
+            clean_exit = True
+        finally:
+            if not clean_exit:
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+            if started_here:
+                ray.shutdown()
+        if failures:
+            raise PointsFailed(failures)
+
+
+def _describe(error):
+    text = "".join(traceback.format_exception_only(type(error), error)).strip()
+    return text.splitlines()[-1] if text else type(error).__name__
+
+
+def make_executor(name="serial", workers=None, address=None, num_gpus=0, gpus=None,
+                  max_retries=None):
+    """An executor by name, as ``dmoe run --executor NAME`` builds it.
+
+    Parameters
+    ----------
+    name : {"serial", "process", "ray"}
+    workers : int or None
+        ``process``: worker processes (default: CPU cores, or one per GPU of ``gpus``).
+    address : str or None
+        ``ray``: cluster address (default: a local instance).
+    num_gpus : float
+        ``ray``: GPUs per task.
+    gpus : list or None
+        ``process``: one GPU per worker.
+    max_retries : int or None
+        Retries of a point whose worker died (default: 1 for ``process``, 3 for ``ray``).
+
+    Output
+    ------
+    executor : Executor
+    """
+    from .runner import SerialExecutor
+    if name == "serial":
+        return SerialExecutor()
+    if name == "process":
+        return ProcessExecutor(workers=workers, gpus=gpus,
+                               max_retries=1 if max_retries is None else max_retries)
+    if name == "ray":
+        return RayExecutor(address=address, num_gpus=num_gpus,
+                           max_retries=3 if max_retries is None else max_retries)
+    raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {name!r}")
