@@ -191,6 +191,10 @@ def write_curves(table, out_dir, name="link_curves"):
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     styles = ["-", "--", ":", "-."]
     models = list(dict.fromkeys(table["model"]))
+    # One colour per MCS / modulation, one line style per channel model.
+    curve_keys = sorted(set(zip(table["kind"], table["mcs"], table["bits_per_symbol"])))
+    palette = plt.get_cmap("tab10")
+    colours = {key: palette(i % 10) for i, key in enumerate(curve_keys)}
     for model_index, model in enumerate(models):
         style = styles[model_index % len(styles)]
         part = table[table["model"] == model]
@@ -199,15 +203,16 @@ def write_curves(table, out_dir, name="link_curves"):
             curve = curve.sort_values("snr_db")
             label = (f"{model} MCS {mcs}" if kind == "mcs"
                      else f"{model} uncoded {2 ** bits_per_symbol}QAM")
+            colour = colours[(kind, mcs, bits_per_symbol)]
             floor = 0.5 / curve["bits"].clip(lower=1)
             axes[1].semilogy(curve["snr_db"], np.maximum(curve["ber"], floor), style,
-                             marker="o", markersize=3, label=label)
+                             color=colour, marker="o", markersize=3, label=label)
             if kind == "mcs":
                 block_floor = 0.5 / curve["num_blocks"]
                 axes[0].semilogy(curve["snr_db"], np.maximum(curve["bler"], block_floor),
-                                 style, marker="o", markersize=3, label=label)
+                                 style, color=colour, marker="o", markersize=3, label=label)
                 axes[2].plot(curve["snr_db"], curve["throughput_bps"] / 1e6, style,
-                             marker="o", markersize=3, label=label)
+                             color=colour, marker="o", markersize=3, label=label)
     for axis, ylabel in zip(axes, ["BLER (first attempt)", "BER", "throughput [Mbit/s]"]):
         axis.set_xlabel("SNR per subcarrier [dB]")
         axis.set_ylabel(ylabel)
