@@ -1,0 +1,343 @@
+r"""Execution settings of the TensorFlow parts: mode, precision, device and chunking.
+
+How a result was computed is part of the result (``docs/scaling.md``): every row records the
+execution mode (``eager``, ``graph`` = ``tf.function``, ``xla`` = ``tf.function(jit_compile=
+True)``), the precision (``single`` = float32/complex64, ``double`` = float64/complex128), the
+device and the chunk size actually used. This module holds those settings and the three
+utilities the engine needs to honour them:
+
+* :func:`configure_device` turns GPU memory growth on (before TensorFlow initialises the GPUs)
+  and resolves the device name that is recorded;
+* :func:`compile_function` and :func:`execution_scope` apply the mode (and device);
+* :func:`run_chunked` splits a big batch into chunks that fit memory: on
+  ``tf.errors.ResourceExhaustedError`` (or ``MemoryError``) the chunk is halved and retried, and
+  the chunk size that finally worked is returned with the output.
+
+TensorFlow is imported only inside the functions that need it.
+"""
+
+import contextlib
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+__all__ = ["EXECUTION_MODES", "PRECISIONS", "ExecutionSettings", "ChunkedResult",
+           "configure_device", "resolve_device", "compile_function", "execution_scope",
+           "run_chunked"]
+
+#: How TensorFlow code runs: eagerly, as a graph (``tf.function``) or XLA-compiled.
+EXECUTION_MODES = ("eager", "graph", "xla")
+
+#: Floating-point precision: ``single`` (float32 / complex64), ``double`` (float64 / complex128).
+PRECISIONS = ("single", "double")
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    r"""How the TensorFlow parts of a run execute (recorded with every result).
+
+    Parameters
+    ----------
+    mode : {"eager", "graph", "xla"}
+        ``graph`` wraps the phy/moe functions in ``tf.function``; ``xla`` adds
+        ``jit_compile=True`` (Sionna blocks that XLA cannot compile are listed in
+        ``docs/scaling.md``).
+    precision : {"single", "double"}
+        Float precision of the simulation tensors.
+    device : str or None
+        TensorFlow device, e.g. ``"/GPU:0"`` or ``"/CPU:0"``; ``None`` lets TensorFlow place
+        ops (the first GPU if there is one).
+    chunk_size : int or None
+        Most tokens processed at once; ``None`` processes the whole batch at once (and halves
+        it on an out-of-memory error).
+    memory_growth : bool
+        Allocate GPU memory as needed instead of all of it up front.
+
+    Example
+    -------
+    >>> settings = ExecutionSettings(mode="xla", chunk_size=1024)
+    >>> settings.jit_compile, settings.float_dtype
+    (True, 'float32')
+    """
+
+    mode: str = "graph"
+    precision: str = "single"
+    device: Optional[str] = None
+    chunk_size: Optional[int] = None
+    memory_growth: bool = True
+
+    def __post_init__(self):
+        if self.mode not in EXECUTION_MODES:
+            raise ValueError(f"mode must be one of {', '.join(EXECUTION_MODES)}, "
+                             f"got {self.mode!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
+                             f"got {self.precision!r}")
+        if self.device is not None and not (isinstance(self.device, str) and self.device):
+            raise ValueError(f"device must be a TensorFlow device name such as '/GPU:0' or "
+                             f"None, got {self.device!r}")
+        if self.chunk_size is not None and (isinstance(self.chunk_size, bool)
+                                            or not isinstance(self.chunk_size, (int, np.integer))
+                                            or self.chunk_size < 1):
+            raise ValueError(f"chunk_size must be an integer >= 1 or None, "
+                             f"got {self.chunk_size!r}")
+
+    @property
+    def jit_compile(self):
+        """``True`` in ``xla`` mode (the ``jit_compile`` argument of ``tf.function``)."""
+        return self.mode == "xla"
+
+    @property
+    def run_eagerly(self):
+        """``True`` in ``eager`` mode (``tf.config.run_functions_eagerly``)."""
+        return self.mode == "eager"
+
+    @property
+    def float_dtype(self):
+        """``"float32"`` or ``"float64"``."""
+        return "float32" if self.precision == "single" else "float64"
+
+    @property
+    def complex_dtype(self):
+        """``"complex64"`` or ``"complex128"``."""
+        return "complex64" if self.precision == "single" else "complex128"
+
+    def record(self, device=None, chunk_size_used=None):
+        """The columns every result row carries.
+
+        Parameters
+        ----------
+        device : str or None
+            The device actually used (default: ``self.device``, or ``""`` if unset).
+        chunk_size_used : int or None
+            The chunk size that finally worked (see :func:`run_chunked`).
+
+        Output
+        ------
+        columns : dict
+            ``execution_mode``, ``precision``, ``device``, ``chunk_size`` (0: not chunked).
+        """
+        return {"execution_mode": self.mode, "precision": self.precision,
+                "device": device if device is not None else (self.device or ""),
+                "chunk_size": int(chunk_size_used or 0)}
+
+
+def resolve_device(device=None):
+    """The full name of the device ops run on, e.g. ``"/device:CPU:0"``.
+
+    Parameters
+    ----------
+    device : str or None
+        A requested device (``"/GPU:1"``, ``"GPU:1"``, ``"/device:CPU:0"``); ``None``: the
+        first GPU if any, else the CPU.
+
+    Raises
+    ------
+    ValueError
+        ``device`` names a device this process does not have (the message lists those it has).
+    """
+    import tensorflow as tf
+    logical = [d.name for d in tf.config.list_logical_devices()]
+    if device is None:
+        gpus = [name for name in logical if ":GPU:" in name]
+        return gpus[0] if gpus else "/device:CPU:0"
+    wanted = device.upper().replace("/DEVICE:", "").lstrip("/")
+    for name in logical:
+        if name.upper().replace("/DEVICE:", "").lstrip("/").endswith(wanted):
+            return name
+    raise ValueError(f"device {device!r} is not available here; this process has: "
+                     f"{', '.join(logical)}")
+
+
+def configure_device(settings=None):
+    """Turn GPU memory growth on and return the device results are computed on.
+
+    Call it once per process before TensorFlow first touches a GPU (a worker does it first
+    thing); afterwards memory growth can no longer be changed and is left as it is.
+
+    Parameters
+    ----------
+    settings : ExecutionSettings or None
+        Default ``ExecutionSettings()``.
+
+    Output
+    ------
+    device : str
+        Full device name (see :func:`resolve_device`).
+    """
+    import tensorflow as tf
+    settings = settings or ExecutionSettings()
+    if settings.memory_growth:
+        for gpu in tf.config.list_physical_devices("GPU"):
+            try:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:  # GPUs already initialised: the setting is fixed by now
+                pass
+    return resolve_device(settings.device)
+
+
+def compile_function(function, settings):
+    """``function`` as the settings' mode runs it.
+
+    Parameters
+    ----------
+    function : callable
+        A TensorFlow function of tensors.
+    settings : ExecutionSettings
+
+    Output
+    ------
+    compiled : callable
+        ``function`` itself (eager), ``tf.function(function)`` (graph) or
+        ``tf.function(function, jit_compile=True)`` (xla).
+    """
+    if settings.mode == "eager":
+        return function
+    import tensorflow as tf
+    return tf.function(function, jit_compile=settings.jit_compile)
+
+
+@contextlib.contextmanager
+def execution_scope(settings):
+    """Run the block in the settings' mode and on its device, restoring both afterwards.
+
+    ``eager`` makes every ``tf.function`` inside run eagerly
+    (``tf.config.run_functions_eagerly``); ``device`` places the block's ops with
+    ``tf.device``.
+    """
+    import tensorflow as tf
+    before = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(settings.run_eagerly)
+    try:
+        with (tf.device(settings.device) if settings.device else contextlib.nullcontext()):
+            yield
+    finally:
+        tf.config.run_functions_eagerly(before)
+
+
+@dataclass(frozen=True)
+class ChunkedResult:
+    """What :func:`run_chunked` returns.
+
+    Attributes
+    ----------
+    output : array, tuple, list or dict of arrays
+        The outputs of every chunk concatenated along axis 0, in batch order (the structure
+        of ``function``'s output).
+    chunk_size : int
+        The chunk size that finally worked (record it with the result).
+    num_chunks : int
+        How many chunks were run successfully.
+    halvings : int
+        How often the chunk size was halved after an out-of-memory error.
+    """
+
+    output: object
+    chunk_size: int
+    num_chunks: int
+    halvings: int
+
+
+def _out_of_memory_errors():
+    errors = [MemoryError]
+    tf = sys.modules.get("tensorflow")  # a function that raised a TF error imported TF
+    if tf is not None:
+        errors.append(tf.errors.ResourceExhaustedError)
+    return tuple(errors)
+
+
+def _batch_length(batch):
+    if isinstance(batch, dict):
+        lengths = {key: len(value) for key, value in batch.items()}
+    elif isinstance(batch, (tuple, list)):
+        lengths = {index: len(value) for index, value in enumerate(batch)}
+    else:
+        return len(batch)
+    if not lengths or len(set(lengths.values())) != 1:
+        raise ValueError(f"batch: every array must have the same first (batch) dimension, "
+                         f"got lengths {lengths}")
+    return next(iter(lengths.values()))
+
+
+def _slice(batch, start, stop):
+    if isinstance(batch, dict):
+        return {key: value[start:stop] for key, value in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(value[start:stop] for value in batch)
+    return batch[start:stop]
+
+
+def _concatenate(parts):
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    if isinstance(first, dict):
+        return {key: _concatenate([part[key] for part in parts]) for key in first}
+    if isinstance(first, (tuple, list)):
+        return type(first)(_concatenate([part[i] for part in parts]) for i in range(len(first)))
+    if not isinstance(first, np.ndarray) and hasattr(first, "numpy"):  # a TensorFlow tensor
+        import tensorflow as tf
+        return tf.concat(parts, axis=0)
+    return np.concatenate([np.asarray(part) for part in parts], axis=0)
+
+
+def run_chunked(function, batch, chunk_size=None, min_chunk_size=1):
+    r"""Apply ``function`` to a batch in chunks that fit memory.
+
+    The batch is cut along its first axis into chunks of ``chunk_size`` items. If a chunk
+    raises ``tf.errors.ResourceExhaustedError`` (or ``MemoryError``), the chunk size is halved
+    and the same chunk is retried; the smaller size is kept for the rest of the batch. The
+    output equals ``function(batch)`` whenever ``function`` treats batch items independently.
+
+    Parameters
+    ----------
+    function : callable
+        ``function(chunk) -> output``; ``output`` is an array/tensor ``[chunk, ...]`` or a
+        tuple, list or dict of them.
+    batch : array [batch, ...], or tuple / list / dict of arrays with the same first axis
+        The whole batch (numpy arrays or tensors).
+    chunk_size : int or None
+        First chunk size; ``None``: the whole batch.
+    min_chunk_size : int
+        Smallest chunk tried; an out-of-memory error at this size is raised.
+
+    Output
+    ------
+    result : ChunkedResult
+        ``output`` (concatenated along axis 0), ``chunk_size`` used, ``num_chunks``,
+        ``halvings``.
+
+    Example
+    -------
+    >>> result = run_chunked(lambda x: 2 * x, np.arange(10), chunk_size=4)
+    >>> result.output.tolist(), result.chunk_size, result.num_chunks
+    ([0, 2, 4, 6, 8, 10, 12, 14, 16, 18], 4, 3)
+    """
+    length = _batch_length(batch)
+    if length < 1:
+        raise ValueError("batch must hold at least one item along its first axis")
+    if not isinstance(min_chunk_size, (int, np.integer)) or min_chunk_size < 1:
+        raise ValueError(f"min_chunk_size must be an integer >= 1, got {min_chunk_size!r}")
+    if chunk_size is None:
+        chunk_size = length
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
+            or chunk_size < 1:
+        raise ValueError(f"chunk_size must be an integer >= 1 or None, got {chunk_size!r}")
+    size = max(int(min(chunk_size, length)), int(min_chunk_size))
+    parts, start, halvings = [], 0, 0
+    while start < length:
+        stop = min(start + size, length)
+        try:
+            parts.append(function(_slice(batch, start, stop)))
+        except Exception as error:
+            # Looked up now: ``function`` may be what imported TensorFlow.
+            if not isinstance(error, _out_of_memory_errors()) or size <= min_chunk_size:
+                raise
+            size = max(size // 2, int(min_chunk_size))
+            halvings += 1
+            continue
+        start = stop
+    return ChunkedResult(output=_concatenate(parts), chunk_size=size, num_chunks=len(parts),
+                         halvings=halvings)
