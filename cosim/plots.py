@@ -86,6 +86,14 @@ def _style(scheme, schemes):
             "label": scheme}
 
 
+def _legend(axes, used):
+    """One legend, outside the right edge of the last panel used (never over the data)."""
+    for ax in axes[used:]:
+        ax.set_visible(False)
+    axes[used - 1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                          borderaxespad=0.0)
+
+
 def _plain_log_ticks(axis):
     """Log axis labelled at 1, 2, 5 x 10^n in plain numbers (default minor labels overlap)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -113,7 +121,7 @@ def _tradeoff(table, swept, directory, formats):
         _plain_log_ticks(ax.xaxis)
         ax.set_title(title or "accuracy-energy trade-off across rho", fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    _legend(axes, len(panels))
     return _save(fig, directory, "tradeoff", formats), averaged
 
 
@@ -132,7 +140,7 @@ def _by_x(table, swept, directory, formats, x, y, name, xlabel, ylabel, scale_y=
             _plain_log_ticks(ax.yaxis)
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    _legend(axes, len(panels))
     return _save(fig, directory, name, formats), averaged
 
 
@@ -180,7 +188,7 @@ def _channel_sensitivity(table, swept, directory, formats):
             if metric == "energy_per_token_j":
                 ax.set_yscale("log")
                 _plain_log_ticks(ax.yaxis)
-        axes[0].legend(fontsize=7)
+    _legend(axes, 2 * len(panels))
     return _save(fig, directory, "channel_sensitivity", formats), averaged
 
 
