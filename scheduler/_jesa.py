@@ -197,18 +197,20 @@ def _allocation_energy(problem, masks, ok, rows):
 
 
 def displacement_costs(problem, selected, masks, cost, rows):
-    """Re-costing that charges each collision to the expert holding the contested subcarrier.
+    """Re-costings that charge each collision to the expert holding the contested subcarrier.
 
-    Every expert costs its best link with all subcarriers free (the decoupled cost); a chosen
-    expert ``j`` also carries the energy its presence adds to the other chosen links,
-    ``E(S) - E(S minus j) - E_j`` (allocation energies, ``E_j`` its own allocated link). The
-    plain induced costs blame a collision on the expert that lost the subcarrier and make the
-    subcarriers held by the set look taken to every outsider; here the holder carries it, so DES
-    may drop it and bring in an outsider that wants the same subcarriers (docs/jesa.md).
+    A chosen expert ``j`` costs its best links with all subcarriers free (its decoupled cost)
+    plus the energy its presence adds to the other chosen links, ``E(S) - E(S minus j) - E_j``
+    (allocation energies, ``E_j`` its own allocated links). The plain induced costs blame a
+    collision on the expert that lost the subcarrier; here the holder carries it, so DES may drop
+    the holder instead (docs/jesa.md). Unchosen experts are costed two ways, giving two
+    re-costings: on their decoupled best links (as if the chosen set's subcarriers were free
+    for them, right when an outsider would replace the holder), and as in the plain costs (on the
+    subcarriers the chosen set does not hold, right when it would join beside it).
 
     Input: selected [R, K] bool, masks list of [R, K, N] bool, cost [R, K] float (the plain
     induced costs, kept where the difference is not usable), rows [R] int.
-    Output: [R, K] float64.
+    Output: two [R, K] float64 arrays (unchosen experts: decoupled, plain).
     """
     ones = np.ones(len(rows), dtype=bool)
     base = _allocation_energy(problem, masks, ones, rows)
@@ -218,7 +220,7 @@ def displacement_costs(problem, selected, masks, cost, rows):
         own = own + link_energy_airtime(rate[rows], mask, bits[rows], power)[0]
     free = [np.zeros(mask.shape, dtype=bool) for mask in masks]
     best = induced_costs(problem, free, rows)  # includes compute energy
-    out = np.where(selected, cost, best)
+    charged = cost.copy()
     for j in range(problem.num_experts):
         has = np.flatnonzero(selected[:, j] & np.isfinite(base))
         if has.size == 0:
@@ -231,8 +233,8 @@ def displacement_costs(problem, selected, masks, cost, rows):
         displaced = base[has] - without - own[has, j]
         # A heuristic (deadline) allocation can make the difference meaningless: keep the plain cost.
         usable = np.isfinite(without) & (displaced >= -1e-9 * base[has])
-        out[has[usable], j] = best[has[usable], j] + np.maximum(displaced[usable], 0.0)
-    return out
+        charged[has[usable], j] = best[has[usable], j] + np.maximum(displaced[usable], 0.0)
+    return np.where(selected, charged, best), charged
 
 
 def _total_energy(problem, selected, masks, ok, rows):
@@ -326,6 +328,7 @@ def _jesa_flat(problem, max_iterations):
     # An instance whose P1 has no solution at all will not find one by re-costing.
     active &= select_ok | np.isfinite(energy)
 
+    decoupled = cost.copy()  # each expert on its best links, all subcarriers free
     last_cost = cost  # the costs on which DES chose the current set
 
     for _ in range(max_iterations):
@@ -335,27 +338,32 @@ def _jesa_flat(problem, max_iterations):
         current = [mask[rows] for mask in masks]
         cost = induced_costs(problem, current, rows)
         # If the chosen experts cost what DES saw and no other expert got cheaper, every other
-        # set costs at least what it did and the current set is still a DES optimum: converged
-        # without another DES call. This is the common case (no collision) once N >> K.
+        # set costs at least what it did and the current set is still a DES optimum of the plain
+        # re-costing; if moreover no chosen expert lost a subcarrier to another, the
+        # holder-charged re-costings have nothing to charge. Converged without another DES call:
+        # the common case (no collision) once N >> K.
         sel = selected[rows]
         same = np.where(sel, _close(cost, last_cost[rows]), cost >= last_cost[rows]).all(axis=-1)
+        same &= ~np.any(sel & ~_close(cost, decoupled[rows]), axis=-1)
         active[rows[same]] = False
         rows, cost = rows[~same], cost[~same]
         if rows.size == 0:
             history.append(energy.copy())
             break
-        # Two re-costings of the same allocation (docs/jesa.md): the plain one of MODEL.md and
-        # one that blames collisions on the holder; DES solves both in one batched call and the
-        # better new set is tried.
-        displaced = displacement_costs(problem, selected[rows], [mask[rows] for mask in masks], cost, rows)
-        variants = np.concatenate([cost, displaced])
-        both_selected, both_ok, _ = select_experts(problem, variants, np.concatenate([rows, rows]))
+        # Three re-costings of the same allocation (docs/jesa.md): the plain one of MODEL.md and
+        # two that blame collisions on the holder; DES solves them in one batched call and the
+        # best new set is tried.
+        holder_free, holder_plain = displacement_costs(
+            problem, selected[rows], [mask[rows] for mask in masks], cost, rows)
+        variants = np.concatenate([cost, holder_free, holder_plain])
+        num_variants = 3
+        candidates, candidates_ok, _ = select_experts(problem, variants, np.tile(rows, num_variants))
         iterations[rows] += 1
         best_energy = energy[rows].copy()
         improved = np.zeros(rows.size, dtype=bool)
-        for variant in range(2):
+        for variant in range(num_variants):
             part = slice(variant * rows.size, (variant + 1) * rows.size)
-            new_selected, new_ok = both_selected[part], both_ok[part]
+            new_selected, new_ok = candidates[part], candidates_ok[part]
             changed = np.flatnonzero(np.any(new_selected != selected[rows], axis=-1) & new_ok)
             if changed.size == 0:
                 continue
