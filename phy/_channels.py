@@ -83,9 +83,24 @@ def _tdl_cdl_response(channel, batch_size, num_times, sampling_frequency, freque
     return cir_to_ofdm_channel(frequencies, a, tau)
 
 
-def _system_level_response(channel, ut_loc, bs_loc, ut_orientation, bs_orientation, ut_velocity,
-                           in_state, los, num_times, sampling_frequency, frequencies):
-    """Sionna UMi/UMa/RMa on a given topology -> [batch, num_ut, 1, 1, 1, num_times, N]."""
+def _system_level_response(channel, distances, azimuth, h_bs, h_ut, indoor_probability, speed,
+                           los, num_times, sampling_frequency, frequencies):
+    """Sionna UMi/UMa/RMa for nodes at ``distances`` [batch, links] (float32, m) and
+    ``azimuth`` (rad) around one BS at (0, 0, h_bs) -> [batch, num_ut, 1, 1, 1, num_times, N].
+
+    The topology is built here, so that graph/XLA modes compile it with the channel.
+    """
+    batch, links = distances.shape
+    ut_loc = tf.stack([distances * tf.cos(azimuth), distances * tf.sin(azimuth),
+                       tf.fill(tf.shape(distances), tf.constant(h_ut, tf.float32))], axis=-1)
+    bs_loc = tf.tile(tf.constant([[[0.0, 0.0, h_bs]]], tf.float32), [batch, 1, 1])
+    bs_orientation = tf.zeros([batch, 1, 3], tf.float32)
+    _, ut_velocity, in_state = random_ut_properties(batch, links, indoor_probability, speed,
+                                                    speed)
+    # Upright arrays (zero orientation) at both ends: with single-polarised elements a random
+    # UT orientation would add a polarisation-mismatch loss (about 2-4 dB on average) that the
+    # TR 38.901 path-loss formulas do not contain.
+    ut_orientation = tf.zeros([batch, links, 3], tf.float32)
     channel.set_topology(ut_loc, bs_loc, ut_orientation, bs_orientation, ut_velocity,
                          in_state, los=los)
     a, tau = channel(num_times, sampling_frequency)
@@ -133,29 +148,24 @@ def _system_level_model(model, carrier_frequency_hz, pathloss):
     return _SYSTEM_LEVEL[model](carrier_frequency_hz, **kwargs)
 
 
+@functools.lru_cache(maxsize=None)
+def _default_indoor_probability(model):
+    """Sionna's scenario default probability that a UT is indoor."""
+    return float(set_3gpp_scenario_parameters(model)[5])
+
+
 def _system_level(cfg, distances, num_times, seed, rng, execution):
     batch, links = distances.shape
     channel = _system_level_model(cfg.model, float(cfg.carrier_frequency_hz), cfg.pathloss)
     h_bs, h_ut = SCENARIO_HEIGHTS_M[cfg.model]
     indoor_probability = cfg.indoor_probability
     if indoor_probability is None:
-        indoor_probability = float(set_3gpp_scenario_parameters(cfg.model)[5])
+        indoor_probability = _default_indoor_probability(cfg.model)
     sionna_config.seed = seed
-    # One BS at (0, 0, h_bs); node k on the ground at distance d_k, uniform azimuth.
-    azimuth = rng.uniform(0.0, 2.0 * np.pi, size=(batch, links))
-    ut_loc = np.stack([distances * np.cos(azimuth), distances * np.sin(azimuth),
-                       np.full_like(distances, h_ut)], axis=-1).astype(np.float32)
-    bs_loc = np.broadcast_to(np.array([0.0, 0.0, h_bs], np.float32), (batch, 1, 3))
-    bs_orientation = np.zeros((batch, 1, 3), np.float32)
-    _, ut_velocity, in_state = random_ut_properties(
-        batch, links, indoor_probability, cfg.speed_mps, cfg.speed_mps)
-    # Upright arrays (zero orientation) at both ends: with single-polarised elements a random
-    # UT orientation would add a polarisation-mismatch loss (about 2-4 dB on average) that the
-    # TR 38.901 path-loss formulas do not contain.
-    ut_orientation = np.zeros((batch, links, 3), np.float32)
+    azimuth = rng.uniform(0.0, 2.0 * np.pi, size=(batch, links)).astype(np.float32)
     run = _executor(_system_level_response, channel, execution)
-    h_f = run(channel, tf.constant(ut_loc), tf.constant(bs_loc), tf.constant(ut_orientation),
-              tf.constant(bs_orientation), ut_velocity, in_state, cfg.los, num_times,
+    h_f = run(channel, tf.constant(distances, tf.float32), tf.constant(azimuth), h_bs, h_ut,
+              float(indoor_probability), float(cfg.speed_mps), cfg.los, num_times,
               1.0 / cfg.round_interval_s, _frequencies(cfg))
     return _system_level_to_links(h_f).numpy()
 
