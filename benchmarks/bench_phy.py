@@ -14,8 +14,9 @@ Writes ``benchmarks/results/phy.json`` and ``benchmarks/results/phy.md``.
    per MCS, on AWGN (abstraction: its exact TB error probability) and TDL-A (both Monte-Carlo
    on the same channel draws).
 
-If ``benchmarks/bench_phy_channels.py`` exists it is run first, so ``make bench`` gives one phy
-report.
+``make bench`` runs ``bench_phy_channels.py`` (the Channel engineer's channel-sampling
+benchmark) on its own; if its ``results/phy_channels.md`` exists, ``phy.md`` embeds it, so the
+phy report is one file.
 
 Usage: ``python benchmarks/bench_phy.py [--quick] [--seed S]``
 """
@@ -23,7 +24,6 @@ Usage: ``python benchmarks/bench_phy.py [--quick] [--seed S]``
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -237,6 +237,11 @@ def write_markdown(report, path):
     lines += ["", "AWGN: the abstraction's value is its exact TB error probability; TDL-A "
               "(100 ns, 30 kHz): both Monte-Carlo on the same channel draws, each block normalised "
               "to unit mean gain.", ""]
+    channels = path.parent / "phy_channels.md"
+    if channels.exists():
+        lines += ["## Channel sampling (`bench_phy_channels.py`, results/phy_channels.md)", ""]
+        lines += [line.replace("# ", "### ", 1) if line.startswith("# ") else line
+                  for line in channels.read_text().splitlines()]
     path.write_text("\n".join(lines))
 
 
@@ -245,12 +250,6 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer blocks and repeats")
     parser.add_argument("--seed", type=int, default=20261201)
     args = parser.parse_args(argv)
-
-    channels = Path(__file__).resolve().parent / "bench_phy_channels.py"
-    if channels.exists():
-        print(f"== {channels.name}", flush=True)
-        subprocess.run([sys.executable, str(channels)] + (["--quick"] if args.quick else []),
-                       check=False)
 
     import sionna
     import tensorflow as tf
