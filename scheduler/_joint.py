@@ -173,6 +173,9 @@ class JointProblem:
         self.deadline_dispatch_s = deadline_dispatch
         self.deadline_return_s = deadline_return
         self.compute_energy_j = compute_energy_j
+        d = min(self.max_experts, num_experts)
+        # Sum of the D largest relevances, [...]: sets gamma (with rho) and its tolerance.
+        self.top_relevance = np.sort(relevance, axis=-1)[..., ::-1][..., :d].sum(axis=-1)
 
     # ------------------------------------------------------------------ validation helpers
     @staticmethod
@@ -240,17 +243,13 @@ class JointProblem:
         """Relevance requirement ``gamma``, [...], float64."""
         if self.threshold is not None:
             return self.threshold
-        d = min(self.max_experts, self.num_experts)
-        top = -np.sort(-self.relevance, axis=-1)[..., :d].sum(axis=-1)
-        return self.importance * top
+        return self.importance * self.top_relevance
 
     @property
     def gamma_tolerance(self):
         """Slack on ``gamma``, [...], float64: P1's ``FEASIBILITY_RTOL`` x (sum of the D largest
         relevances), so that P2 and P1 accept the same sets (``docs/scheduler.md``)."""
-        d = min(self.max_experts, self.num_experts)
-        top = -np.sort(-self.relevance, axis=-1)[..., :d].sum(axis=-1)
-        return FEASIBILITY_RTOL * top
+        return FEASIBILITY_RTOL * self.top_relevance
 
     def phases(self):
         """The phases as ``(rate [..., K, N], payload_bits [..., K], deadline_s [...])`` tuples."""
@@ -278,6 +277,7 @@ class JointProblem:
         flat.deadline_dispatch_s = self.deadline_dispatch_s.reshape(shape)
         flat.deadline_return_s = self.deadline_return_s.reshape(shape)
         flat.compute_energy_j = self.compute_energy_j.reshape(shape + (k,))
+        flat.top_relevance = self.top_relevance.reshape(shape)
         return flat
 
     def energy_j(self, selected, dispatch, returned=None):
@@ -353,9 +353,16 @@ def fewest_best(rate, available, payload_bits, power_w, deadline_s):
     ------
     energy_j : [..., K], float64 (``inf`` where no available set meets the deadline)
     count : [..., K], int (subcarriers used; 0 where infeasible)
-    order : [..., K, N], int (available subcarriers, best first; take the first ``count``)
+    order : [..., K, N], int (available subcarriers, best first; take the first ``count``),
+        or None when no instance has a deadline
     """
     usable = np.where(available, rate, 0.0)
+    if not np.any(np.isfinite(deadline_s)):
+        # No deadline anywhere: the single best subcarrier, no sort needed.
+        best = usable.max(axis=-1)
+        with np.errstate(divide="ignore"):
+            energy = np.where(best > 0, power_w * payload_bits / np.where(best > 0, best, 1.0), np.inf)
+        return energy, (best > 0).astype(np.int64), None
     order = np.argsort(-usable, axis=-1, kind="stable")
     sorted_rate = np.take_along_axis(usable, order, axis=-1)
     cumulative = np.cumsum(sorted_rate, axis=-1)
