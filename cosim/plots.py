@@ -58,7 +58,8 @@ def _figure(num_panels, rows=1):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     cols = int(np.ceil(num_panels / rows))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    # + room on the right for the legend (outside the panels)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols + 1.6, 3.6 * rows), squeeze=False)
     return fig, axes.ravel()
 
 

@@ -129,7 +129,8 @@ def run_study(study, directory, executor=None, progress=True):
         for point, rows in executor.map(_run_config, todo):
             store.write_point(point, rows, {
                 "point_id": point.point_id, "index": point.index, "seed": point.seed,
-                "key": point.key, "swept": point.swept, "executor": executor.name})
+                "key": point.key, "swept": point.swept, "executor": executor.name,
+                "versions": metadata["versions"], "device": rows[0].get("device")})
             if bar is not None:
                 bar.update(1)
     finally:
