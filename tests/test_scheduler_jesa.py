@@ -127,6 +127,10 @@ def test_jesa_returns_valid_allocations(seed, k, n, d, with_return, dead, ties):
     assert_valid(p, decoupled)
     exact = jesa_exact(p, method="enumerate")
     assert_valid(p, exact)
+    for baseline in (top_k_joint(p, min(d, k), "random", rng=seed), top_k_joint(p, min(d, k)),
+                     des_random_subcarriers(p, seed)):
+        assert_valid(p, baseline)
+        assert np.all(baseline.energy_j[baseline.feasible] >= exact.energy_j[baseline.feasible] * (1 - 1e-9))
     # JESA never loses to its own starting point, never beats the optimum, and finds a decision
     # whenever the decoupled start does.
     assert np.all(res.energy_j <= decoupled.energy_j * (1 + 1e-12))
