@@ -31,13 +31,14 @@ def _ls_estimate(cfg, h, rng):
     """LS estimate h + e, e ~ CN(0, N0 df / (P_sc g_pilot)) i.i.d. per resource element."""
     pilot_gain = 10.0 ** (cfg.csi_pilot_snr_gain_db / 10.0)
     error_var = cfg.noise_power_w / (cfg.subcarrier_power_w * pilot_gain)
-    noise = rng.standard_normal(h.shape + (2,)).astype(np.float64)
-    error = (noise[..., 0] + 1j * noise[..., 1]) * np.sqrt(error_var / 2.0)
-    return (h + error).astype(np.complex64)
+    error = rng.standard_normal(h.shape + (2,), dtype=np.float32).view(np.complex64)[..., 0]
+    error *= np.float32(np.sqrt(error_var / 2.0))
+    error += h
+    return error
 
 
 def _check_channel(name, h, expected_shape=None):
-    """Validated complex64 copy (or the array itself if it already is complex64)."""
+    """Validated complex64 view of ``h`` (a copy when the dtype differs)."""
     h = np.asarray(h)
     if h.ndim != 4:
         raise ValueError(f"{name} must be complex [batch, rounds, links, subcarriers], "

@@ -93,7 +93,7 @@ def pathloss_db(distance_2d_m, carrier_frequency_hz, los, scenario="umi", h_bs_m
     Example
     -------
     >>> float(pathloss_db(100.0, 3.5e9, los=False))   # UMi NLoS at 100 m
-    103.9...
+    104.6...
     """
     if scenario not in _FORMULAS:
         raise ValueError(f"scenario must be one of {tuple(_FORMULAS)}, got {scenario!r}")
