@@ -201,7 +201,7 @@ def plot_gap(rows, by_importance, path):
     right.set_title(f"vs enumeration, {by_importance[0]['instances']} instances per point", fontsize=9)
     for ax in (left, right):
         ax.axhline(0.01, color="grey", lw=0.8, ls="--")
-        ax.text(n_over_k[0], 0.012, "1 %", color="grey")
+        ax.text(n_over_k[-1], 0.013, "1 %", color="grey", ha="right")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("subcarriers per expert, N / K")
         ax.set_ylabel("energy gap to the joint optimum")
@@ -221,6 +221,7 @@ def plot_saving(rows, num_subcarriers, path):
     left.plot(rho, [r["des_random_energy_mj"] for r in rows], "d:", label="DES, random subcarriers")
     left.plot(rho, [r["top_k_hungarian_energy_mj"] for r in rows], "s--", label=f"Top-{MAX_EXPERTS}, Hungarian")
     left.plot(rho, [r["jesa_energy_mj"] for r in rows], "o-", label="JESA")
+    left.set_yscale("log")
     left.set_xlabel("importance factor rho")
     left.set_ylabel("mean energy per token and layer (mJ)")
     left.grid(True, alpha=0.3)
@@ -274,10 +275,24 @@ def markdown(report):
     return "\n".join(lines) + "\n"
 
 
+def _write_plots(report, suffix, copy_to_docs):
+    plot_gap(report["gap"], report["gap_by_importance"], RESULTS / f"jesa_gap{suffix}.png")
+    plot_saving(report["saving"], report["saving_subcarriers"], RESULTS / f"jesa_saving{suffix}.png")
+    if copy_to_docs:
+        DOC_IMAGES.mkdir(parents=True, exist_ok=True)
+        for name in ("jesa_gap.png", "jesa_saving.png"):
+            shutil.copyfile(RESULTS / name, DOC_IMAGES / name)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small batches (smoke run)")
+    parser.add_argument("--replot", action="store_true", help="redraw the plots from results/jesa.json")
     args = parser.parse_args(argv)
+    if args.replot:
+        report = json.loads((RESULTS / "jesa.json").read_text())
+        _write_plots(report, "", copy_to_docs=True)
+        return 0
     rng = np.random.default_rng(SEED)
     gap_batch, speed_batch, saving_batch, deadline_batch = (20, 20, 50, 20) if args.quick else (200, 200, 1000, 200)
     enumerate_batch = 20 if args.quick else 1000
@@ -310,12 +325,7 @@ def main(argv=None):
     suffix = "_quick" if args.quick else ""
     (RESULTS / f"jesa{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / f"jesa{suffix}.md").write_text(markdown(report))
-    plot_gap(report["gap"], report["gap_by_importance"], RESULTS / f"jesa_gap{suffix}.png")
-    plot_saving(report["saving"], saving_subcarriers, RESULTS / f"jesa_saving{suffix}.png")
-    if not args.quick:
-        DOC_IMAGES.mkdir(parents=True, exist_ok=True)
-        for name in ("jesa_gap.png", "jesa_saving.png"):
-            shutil.copyfile(RESULTS / name, DOC_IMAGES / name)
+    _write_plots(report, suffix, copy_to_docs=not args.quick)
     print(f"wrote {RESULTS}/jesa{suffix}.* in {report['wall_time_s']:.0f} s")
     return 0
 
