@@ -74,8 +74,9 @@ class JointProblem:
     payload_bits_return : float or [...] or [..., K], float, optional
         Bits returned by each selected expert; required with ``rate_return``.
     deadline_s : None, float, [...] or pair, optional
-        Airtime limit ``T`` of every link. A single value applies to both phases; a pair
-        ``(T_dispatch, T_return)`` sets each phase (``None`` or ``inf`` for no limit).
+        Airtime limit ``T`` of every link. A scalar or ``[...]`` array applies to both phases;
+        a tuple or list ``(T_dispatch, T_return)`` sets each phase (``None`` or ``inf`` for no
+        limit).
     compute_energy_j : [..., K], float, optional
         Fixed compute energy of each expert, added when it is selected (default 0).
 
