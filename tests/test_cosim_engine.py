@@ -149,3 +149,15 @@ def test_point_checks_against_the_model(model):
         run_point({"schemes": ["des_layerwise"], "layer_importance": [0.5, 0.6, 0.7]})
     with pytest.raises(ValueError, match="distances_m.*K = 8"):
         run_point({"channel": {"distances_m": [10.0, 20.0]}})
+
+
+def test_execution_mode_is_applied_recorded_and_restored(model):
+    import tensorflow as tf
+
+    before = tf.config.functions_run_eagerly()
+    config = {"num_tokens": 16, "schemes": ["des"], "phy": {"fidelity": "ideal"}}
+    eager = run_point({**config, "execution": {"mode": "eager"}})[0]
+    graph = run_point({**config, "execution": {"mode": "graph"}})[0]
+    assert tf.config.functions_run_eagerly() == before
+    assert (eager["execution_mode"], graph["execution_mode"]) == ("eager", "graph")
+    assert eager["experts_per_token"] == graph["experts_per_token"]
