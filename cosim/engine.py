@@ -51,7 +51,9 @@ METRIC_COLUMNS = {
     "latency_per_token_s": "realised latency per token: sum over layers of the slowest dispatch "
                            "link + compute + the slowest return link",
     "planned_latency_per_token_s": "planned latency per token",
-    "drop_rate": "fraction of selected expert links that failed after HARQ (dispatch or return)",
+    "drop_rate": "fraction of selected expert links that failed after HARQ (dispatch or "
+                 "return): dropped with `on_failure = \"drop\"`, combined with their bit errors "
+                 "with `\"corrupt\"`",
     "bler": "first-attempt block error rate of the transmitted links",
     "residual_bler": "block error rate after HARQ",
     "ber": "bit error rate of the payloads after HARQ",
