@@ -133,10 +133,26 @@ def _allocate_phase(rate, bits, power, deadline, selected):
         # A chosen expert whose every subcarrier is dead cannot be served.
         ok[untimed] &= ~np.any(sel & ~np.isfinite(np.min(energy, axis=-1)), axis=-1)
 
-    for index in np.flatnonzero(timed):
-        mask[index], ok[index] = _deadline_greedy(
-            rate[index], bits[index], power[index], deadline[index], np.flatnonzero(selected[index])
-        )
+    timed = np.flatnonzero(timed)
+    if timed.size:
+        # Fast path: each chosen expert's fewest best subcarriers over all of them; where these
+        # sets do not overlap they are the optimal allocation for the set. Only instances with
+        # an overlap go through the greedy with conflict resolution.
+        sel = selected[timed]
+        everything = np.ones(rate[timed].shape, dtype=bool)
+        energy, count, order = fewest_best(rate[timed], everything, bits[timed], power[timed], deadline[timed])
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(num_subcarriers), axis=-1)
+        wanted = (rank < count[..., None]) & sel[..., None]
+        overlap = np.any(wanted.sum(axis=-2) > 1, axis=-1)
+        alone = ~overlap
+        mask[timed[alone]] = wanted[alone]
+        # An expert that misses the deadline with every subcarrier misses it with any subset.
+        ok[timed[alone]] = ~np.any(sel[alone] & ~np.isfinite(energy[alone]), axis=-1) & sel[alone].any(axis=-1)
+        for index in timed[overlap]:
+            mask[index], ok[index] = _deadline_greedy(
+                rate[index], bits[index], power[index], deadline[index], np.flatnonzero(selected[index])
+            )
     return mask, ok
 
 
