@@ -369,27 +369,46 @@ def make_executor(name="serial", workers=None, address=None, num_gpus=0, gpus=No
     ----------
     name : {"serial", "process", "ray"}
     workers : int or None
-        ``process``: worker processes (default: CPU cores, or one per GPU of ``gpus``).
+        ``process``: worker processes (default: CPU cores, or one per GPU).
     address : str or None
-        ``ray``: cluster address (default: a local instance).
+        ``ray``: cluster address (default: ``RAY_ADDRESS``, else a local instance).
     num_gpus : float
-        ``ray``: GPUs per task.
+        ``ray``: GPUs per task. ``process``: an integer, the number of GPUs of this machine
+        to use, one worker per GPU (GPUs ``0 .. num_gpus - 1``).
     gpus : list or None
-        ``process``: one GPU per worker.
+        ``process``: the GPUs to use, one worker each (instead of ``num_gpus``).
     max_retries : int or None
         Retries of a point whose worker died (default: 1 for ``process``, 3 for ``ray``).
 
     Output
     ------
     executor : Executor
+
+    Raises
+    ------
+    ValueError
+        An unknown name, or a setting that does not apply to this executor.
     """
     from .runner import SerialExecutor
+    if name not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {name!r}")
+    given = {"workers": workers is not None, "address": address is not None,
+             "num_gpus": bool(num_gpus), "gpus": gpus is not None,
+             "max_retries": max_retries is not None}
+    applies = {"serial": set(), "process": {"workers", "num_gpus", "gpus", "max_retries"},
+               "ray": {"address", "num_gpus", "max_retries"}}[name]
+    extra = [key for key, is_given in given.items() if is_given and key not in applies]
+    if extra:
+        raise ValueError(f"{', '.join(extra)} do(es) not apply to the {name!r} executor")
     if name == "serial":
         return SerialExecutor()
     if name == "process":
+        if num_gpus and gpus is None:
+            if float(num_gpus) != int(num_gpus) or num_gpus < 0:
+                raise ValueError(f"num_gpus of the 'process' executor must be a whole number "
+                                 f"of GPUs (one worker each), got {num_gpus!r}")
+            gpus = list(range(int(num_gpus)))
         return ProcessExecutor(workers=workers, gpus=gpus,
                                max_retries=1 if max_retries is None else max_retries)
-    if name == "ray":
-        return RayExecutor(address=address, num_gpus=num_gpus,
-                           max_retries=3 if max_retries is None else max_retries)
-    raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {name!r}")
+    return RayExecutor(address=address, num_gpus=num_gpus,
+                       max_retries=3 if max_retries is None else max_retries)

@@ -123,14 +123,22 @@ def test_process_executor_rejects_bad_settings(kwargs, word):
         ProcessExecutor(**kwargs)
 
 
-def test_make_executor_names():
+def test_make_executor_names_and_settings():
     assert make_executor("serial").name == "serial"
     assert make_executor("process", workers=3).workers == 3
+    per_gpu = make_executor("process", num_gpus=2)
+    assert (per_gpu.workers, per_gpu.gpus) == (2, ["0", "1"])
     ray_executor = make_executor("ray", address="auto", num_gpus=0.5)
     assert (ray_executor.address, ray_executor.num_gpus, ray_executor.max_retries) == \
         ("auto", 0.5, 3)
     with pytest.raises(ValueError, match="executor must be one of"):
         make_executor("dask")
+    with pytest.raises(ValueError, match="workers do.* not apply to the 'ray' executor"):
+        make_executor("ray", workers=2)
+    with pytest.raises(ValueError, match="address do.* not apply to the 'process' executor"):
+        make_executor("process", address="auto")
+    with pytest.raises(ValueError, match="whole number"):
+        make_executor("process", num_gpus=0.5)
     with pytest.raises(ValueError, match="num_gpus"):
         RayExecutor(num_gpus=-1)
 
