@@ -11,21 +11,38 @@ def add_arguments(parser):
     parser.add_argument("--out", default=None,
                         help="run directory (default: results/<config name>); rerunning into "
                              "it skips the points already done")
-    parser.add_argument("--executor", choices=("serial",), default="serial",
-                        help="how points are run (serial: one after another, this process)")
+    parser.add_argument("--executor", choices=("serial", "process", "ray"), default="serial",
+                        help="how points are run: serial (this process), process (a local "
+                             "process pool), ray (a Ray cluster); results are identical")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="process executor: worker processes (default: CPU cores)")
+    parser.add_argument("--address", default=None,
+                        help="ray executor: cluster address (default: a local instance)")
+    parser.add_argument("--num-gpus", type=float, default=0.0,
+                        help="ray executor: GPUs per point")
     parser.add_argument("--no-plot", action="store_true", help="do not draw the figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _executor(args):
+    if args.executor == "serial":
+        from dmoe.cosim.runner import SerialExecutor
+        return SerialExecutor()
+    from dmoe.cosim.executors import make_executor
+    return make_executor(args.executor, workers=args.workers, address=args.address,
+                         num_gpus=args.num_gpus)
+
+
 def run(args):
-    from dmoe.cosim.runner import SerialExecutor, run_study
+    from dmoe.cosim.runner import run_study
     from dmoe.cosim.study import load_study
 
     study = load_study(args.config)  # ValueError on a bad study: nothing is written
     out = args.out or str(Path("results") / (Path(args.config).stem if args.config else "default"))
+    executor = _executor(args)
     print(f"dmoe run: {study.source}: {len(study.points)} point(s) x "
-          f"{len(study.points[0].config.schemes)} scheme(s) -> {out}")
-    summary = run_study(study, out, executor=SerialExecutor(), progress=not args.quiet)
+          f"{len(study.points[0].config.schemes)} scheme(s) -> {out} ({executor.name})")
+    summary = run_study(study, out, executor=executor, progress=not args.quiet)
     print(f"dmoe run: {summary.points_run} point(s) run, {summary.points_skipped} already done, "
           f"{summary.wall_time_s:.1f} s; results: {summary.results_path}")
     if not args.no_plot:
