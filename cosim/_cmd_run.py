@@ -33,6 +33,22 @@ def _executor(args):
                          num_gpus=args.num_gpus)
 
 
+def _print_summary(out):
+    """Per-scheme means over all points: a first look before the figures."""
+    from dmoe.cosim.store import read_results
+
+    table, _ = read_results(out)
+    columns = {"accuracy": "accuracy", "energy_per_token_j": "energy/token (mJ)",
+               "experts_per_token": "experts/token/layer", "drop_rate": "drop rate",
+               "latency_per_token_s": "latency/token (ms)"}
+    means = table.groupby("scheme", sort=False)[list(columns)].mean()
+    means["energy_per_token_j"] *= 1e3
+    means["latency_per_token_s"] *= 1e3
+    points = table["point_seed"].nunique()
+    print(f"dmoe run: mean over {points} point(s):")
+    print(means.rename(columns=columns).to_string(float_format=lambda v: f"{v:.4g}"))
+
+
 def run(args):
     from dmoe.cosim.runner import run_study
     from dmoe.cosim.study import load_study
@@ -45,6 +61,7 @@ def run(args):
     summary = run_study(study, out, executor=executor, progress=not args.quiet)
     print(f"dmoe run: {summary.points_run} point(s) run, {summary.points_skipped} already done, "
           f"{summary.wall_time_s:.1f} s; results: {summary.results_path}")
+    _print_summary(out)
     if not args.no_plot:
         from dmoe.cosim.plots import plot_results
         plot_results(out, log=lambda line: print(f"dmoe plot: {line}"))
