@@ -341,11 +341,7 @@ def run_point(config):
 
 
 def _run(config, model, point_seed):
-    from dmoe.phy import sample_links
-    try:
-        from dmoe.phy import LinkSimulator
-    except ImportError:  # not yet exported by dmoe.phy
-        from dmoe.phy.link_simulator import LinkSimulator
+    from dmoe.phy import LinkSimulator, sample_links
 
     clock = _Clock()
     num_tokens = config.num_tokens

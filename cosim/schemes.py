@@ -99,8 +99,9 @@ def _joint_api():
     ``allocate`` (the optimal subcarriers for a given set) is internal to ``dmoe.scheduler``;
     it is the one rule every selection-only scheme is realised with.
     """
-    from dmoe.scheduler import _jesa, _jesa_exact
-    return _jesa.jesa, _jesa_exact.jesa_exact, _jesa.des_random_subcarriers, _jesa.allocate
+    from dmoe.scheduler import des_random_subcarriers, jesa, jesa_exact
+    from dmoe.scheduler._jesa import allocate
+    return jesa, jesa_exact, des_random_subcarriers, allocate
 
 
 def _from_joint(result, num):
