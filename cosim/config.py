@@ -154,6 +154,9 @@ class ExecutionSection(BaseModel):
 
     mode: Literal["eager", "graph"] = Field(
         "graph", description="TensorFlow execution: compiled graphs (`tf.function`) or eager.")
+    device: Optional[str] = Field(
+        None, description="TensorFlow device of the point, e.g. `/GPU:0` (unset: the first "
+        "GPU if there is one, else the CPU). Recorded with every row.")
 
 
 class StudyConfig(BaseModel):

@@ -178,6 +178,12 @@ def check_point(config, model):
         raise ValueError(f"config key 'channel.distances_m' has {len(config.channel.distances_m)}"
                          f" values: must have one per expert node, K = {K}")
     _channel_config(config, L)
+    if config.execution.device is not None:
+        from .execution import resolve_device
+        try:
+            resolve_device(config.execution.device)
+        except ValueError as error:
+            raise ValueError(f"config key 'execution.device': {error}") from None
 
 
 def _channel_config(config, num_layers):
@@ -190,14 +196,13 @@ def _channel_config(config, num_layers):
 
 
 @contextlib.contextmanager
-def _execution_mode(mode):
-    import tensorflow as tf
-    before = tf.config.functions_run_eagerly()
-    tf.config.run_functions_eagerly(mode == "eager")
-    try:
-        yield
-    finally:
-        tf.config.run_functions_eagerly(before)
+def _execution(execution):
+    """Run the block in the section's mode and on its device; yields the device name used."""
+    from .execution import ExecutionSettings, configure_device, execution_scope
+    settings = ExecutionSettings(mode=execution.mode, device=execution.device)
+    device = configure_device(settings)  # ValueError naming the devices this process has
+    with execution_scope(settings):
+        yield device
 
 
 def run_metadata(config=None):
@@ -328,15 +333,14 @@ def run_point(config):
     point_seed = derive_seed(config.seed, key)
     model = load_model(config.moe)
     check_point(config, model)
-    meta = run_metadata()
-    with _execution_mode(config.execution.mode):
+    with _execution(config.execution) as device:
         rows = _run(config, model, point_seed)
     wall = time.perf_counter() - started
     columns = config_columns(config)
     for row in rows:
         row.update(columns)
         row.update(point_seed=point_seed, execution_mode=config.execution.mode,
-                   device=meta["device"], point_wall_time_s=wall)
+                   device=device, point_wall_time_s=wall)
     return rows
 
 
