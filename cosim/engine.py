@@ -350,7 +350,8 @@ def _run(config, model, point_seed):
     clock = _Clock()
     num_tokens = config.num_tokens
     num_layers, num_experts = model.num_layers, model.num_experts
-    moe_key = config.moe.model_dump(mode="json")
+    # The model's identity, not where it is cached or how its payloads are quantised.
+    moe_key = config.moe.model_dump(mode="json", exclude={"cache_dir", "bits_per_value"})
     bits_per_value = config.moe.bits_per_value
 
     # Same tokens for every point of a study with this MoE; same channels for every point that
@@ -386,9 +387,10 @@ def _run(config, model, point_seed):
                             bler_target=phy.bler_target, mcs_table=phy.mcs_table)
     round_links = [_one_round(links, layer) for layer in range(num_layers)]
     link_seed = derive_seed(config.seed, "link", channel_key, moe_key, num_tokens,
-                            phy.model_dump(mode="json"))
+                            phy.model_dump(mode="json"), bits_per_value)
 
     decision_key = config.model_dump(mode="json", exclude={"phy", "execution", "schemes"})
+    decision_key["moe"].pop("cache_dir")
     with clock("moe"):
         hidden0 = model.embed(x)
     shared = dict(clock.seconds)
