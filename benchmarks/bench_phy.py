@@ -108,7 +108,7 @@ def bench_speed(num_links, repeats, seed):
 
     # Bare Sionna, same TB, same grid.
     qm, rate, _ = _abs.mcs_table_arrays(1)
-    num_re, tb_size, _, _ = _abs.segment(np.array([payload_bits]), np.array([mcs]), 1)
+    num_re, tb_size, _, _, _ = _abs.segment(np.array([payload_bits]), np.array([mcs]), 1)
     _, pilots = _abs.grid_symbols(num_re, num_subcarriers)
     run = bare_sionna_link(int(tb_size[0]), int(num_re[0]), int(qm[mcs]), float(rate[mcs]),
                            int(pilots[0]))

@@ -95,12 +95,20 @@ def _segment_uncached(payload_bits, bits_per_symbol, code_rate):
             num_cb.numpy().astype(np.int64))
 
 
+# Sionna's LDPC encoder has no repetition, so base graph 1 (chosen for code blocks > 3824 bits
+# at R > 1/4) cannot go below rate 1/3; payloads of MCSs with R < 1/3 are split into TBs of at
+# most this many bits, which TS 38.212 codes with base graph 2.
+MAX_LOW_RATE_TB_BITS = 3800
+
+
 def segment(payload_bits, mcs, mcs_table):
-    r"""Transport block carrying each payload: resource elements, TB size, code blocks.
+    r"""Transport blocks carrying each payload: resource elements, TB size, code blocks.
 
     The grid is the smallest number of data resource elements ``num_re`` for which the 5G NR
     TB size (TS 38.214 5.1.3.2 with ``num_coded_bits = Q_m num_re``) is at least the payload.
-    Results are cached per ``(mcs_table, mcs, payload)``.
+    For an MCS with code rate below 1/3 a payload above 3800 bits is split into ``num_tb``
+    equal TBs (see :data:`MAX_LOW_RATE_TB_BITS`), sent back to back. Cached per
+    ``(mcs_table, mcs, payload)``.
 
     Input
     -----
@@ -109,9 +117,16 @@ def segment(payload_bits, mcs, mcs_table):
 
     Output
     ------
-    num_re, tb_size, cb_size, num_cb : [...], int64
-        Data resource elements, TB size (bits, >= payload), code-block size (bits incl. CRC
-        parity as in Sionna's tables), number of code blocks.
+    num_re : [...], int64
+        Data resource elements of all the link's TBs.
+    tb_size : [...], int64
+        Size of each TB in bits (``num_tb x tb_size >= payload``).
+    cb_size : [...], int64
+        Code-block size in bits (incl. CRC parity, as in Sionna's BLER tables).
+    num_cb : [...], int64
+        Code blocks of all the link's TBs.
+    num_tb : [...], int64
+        TBs the payload is split into (1 unless the code rate is below 1/3).
     """
     payload_bits = np.asarray(payload_bits, dtype=np.int64)
     mcs = np.broadcast_to(np.asarray(mcs, dtype=np.int64), payload_bits.shape)
@@ -124,14 +139,18 @@ def segment(payload_bits, mcs, mcs_table):
         qm, rate, _ = mcs_table_arrays(mcs_table)
         b = unique[missing, 0]
         m = unique[missing, 1]
-        values = _segment_uncached(b, qm[m], rate[m])
+        num_tb = np.where((rate[m] < 1.0 / 3.0) & (b > MAX_LOW_RATE_TB_BITS),
+                          -(-b // MAX_LOW_RATE_TB_BITS), 1)
+        sub = -(-b // num_tb)
+        num_re, tbs, cbs, ncb = _segment_uncached(sub, qm[m], rate[m])
         for j, i in enumerate(missing):
-            _SEGMENT_CACHE[(mcs_table, int(unique[i, 1]), int(unique[i, 0]))] = tuple(
-                int(v[j]) for v in values)
+            _SEGMENT_CACHE[(mcs_table, int(unique[i, 1]), int(unique[i, 0]))] = (
+                int(num_tb[j] * num_re[j]), int(tbs[j]), int(cbs[j]), int(num_tb[j] * ncb[j]),
+                int(num_tb[j]))
     table = np.array([_SEGMENT_CACHE[(mcs_table, int(m), int(b))] for b, m in unique],
-                     dtype=np.int64).reshape(-1, 4)
-    out = table[inverse].reshape(payload_bits.shape + (4,))
-    return out[..., 0], out[..., 1], out[..., 2], out[..., 3]
+                     dtype=np.int64).reshape(-1, 5)
+    out = table[inverse].reshape(payload_bits.shape + (5,))
+    return tuple(out[..., i] for i in range(5))
 
 
 def grid_symbols(num_re, num_subcarriers):

@@ -100,55 +100,65 @@ def complex_normal(rng, shape):
     return (draws[..., 0] + 1j * draws[..., 1]).astype(np.complex64)
 
 
-def transmit_group(chain, bits, h, used, pilot_symbols, attempts, rng):
-    r"""Send one TB per link through the chain with up to ``attempts`` HARQ attempts.
+def transmit_group(chain, bits, h, used, pilot_symbols, owner, re_offset, attempts, rng):
+    r"""Send TBs through the chain, link by link, with up to ``attempts`` HARQ attempts.
+
+    A link may carry several TBs back to back (rows with the same ``owner``); they share the
+    link's pilots (one LS estimate per link and attempt), and a link is retransmitted whole
+    until all its TBs pass their CRC.
 
     Input
     -----
     chain : TBChain
-    bits : [G, tb_size], float32, 0/1 TB bits (payload + zero padding)
-    h : [G, N], complex64, true channel normalised to unit noise variance
+    bits : [R, tb_size], float32, 0/1 TB bits (payload + zero padding), one row per TB
+    h : [G, N], complex64, true channel of each link normalised to unit noise variance
     used : [G, N], bool, subcarriers of each link (>= 1 per link)
     pilot_symbols : [G], int, pilot OFDM symbols per attempt (>= 1)
+    owner : [R], int, link (row of ``h``) of each TB
+    re_offset : [R], int, first data RE of each TB in its link's grid
     attempts : int, >= 1
     rng : numpy.random.Generator
 
     Output
     ------
-    bits_hat : [G, tb_size], uint8, decoded TB at the last attempt made
-    crc_ok : [G, attempts], bool, TB CRC after each attempt (False after success is not set)
-    num_attempts : [G], int64, attempts made (stops at the first CRC pass)
+    bits_hat : [R, tb_size], uint8, decoded TBs at the last attempt made
+    crc_ok : [G, attempts], bool, all the link's TBs passed after that attempt
+    num_attempts : [G], int64, attempts made (stops at the first full pass)
     """
     num_links, num_subcarriers = h.shape
-    # Subcarrier carrying each data RE: the used subcarriers in ascending order, filled
-    # OFDM symbol by OFDM symbol (RE j -> used subcarrier j mod |N_k|).
+    num_rows = len(owner)
+    # Subcarrier carrying each data RE: the link's used subcarriers in ascending order, filled
+    # OFDM symbol by OFDM symbol (RE j of the link -> used subcarrier j mod |N_k|).
     order = np.argsort(~used, axis=1, kind="stable")
     count = used.sum(axis=1)
-    position = np.arange(chain.num_re)[None, :] % count[:, None]
-    subcarrier = np.take_along_axis(order, position, axis=1).astype(np.int32)
+    position = (re_offset[:, None] + np.arange(chain.num_re)[None, :]) % count[owner][:, None]
+    subcarrier = np.take_along_axis(order[owner], position, axis=1).astype(np.int32)
     max_pilots = int(pilot_symbols.max())
     pilot_weight = np.where(np.arange(max_pilots)[None, :] < pilot_symbols[:, None],
                             1.0 / pilot_symbols[:, None], 0.0).astype(np.float32)
 
     x = chain.encode(tf.constant(bits, tf.float32))
-    llr = tf.zeros([num_links, chain.num_coded_bits], tf.float32)
-    active = np.arange(num_links)
-    bits_hat = np.zeros((num_links, chain.tb_size), dtype=np.uint8)
+    llr = tf.zeros([num_rows, chain.num_coded_bits], tf.float32)
+    active_links = np.arange(num_links)
+    bits_hat = np.zeros((num_rows, chain.tb_size), dtype=np.uint8)
     crc_ok = np.zeros((num_links, attempts), dtype=bool)
     num_attempts = np.zeros(num_links, dtype=np.int64)
     for attempt in range(attempts):
-        pilot_noise = complex_normal(rng, (len(active), max_pilots, num_subcarriers))
-        data_noise = complex_normal(rng, (len(active), chain.num_re))
-        llr_active, bits_active, ok_active = chain.receive(
-            tf.gather(x, active), tf.constant(h[active]), tf.constant(subcarrier[active]),
-            tf.constant(pilot_noise), tf.constant(pilot_weight[active]),
-            tf.constant(data_noise), tf.gather(llr, active))
-        ok_active = ok_active.numpy()
-        bits_hat[active] = bits_active.numpy().astype(np.uint8)
-        crc_ok[active, attempt] = ok_active
-        num_attempts[active] += 1
-        llr = tf.tensor_scatter_nd_update(llr, active[:, None], llr_active)
-        active = active[~ok_active]
-        if len(active) == 0:
+        rows = np.flatnonzero(np.isin(owner, active_links))
+        # Pilots are per link: TBs of one link share the estimate.
+        pilot_noise = complex_normal(rng, (num_links, max_pilots, num_subcarriers))[owner[rows]]
+        data_noise = complex_normal(rng, (len(rows), chain.num_re))
+        llr_rows, bits_rows, ok_rows = chain.receive(
+            tf.gather(x, rows), tf.constant(h[owner[rows]]), tf.constant(subcarrier[rows]),
+            tf.constant(pilot_noise), tf.constant(pilot_weight[owner[rows]]),
+            tf.constant(data_noise), tf.gather(llr, rows))
+        bits_hat[rows] = bits_rows.numpy().astype(np.uint8)
+        llr = tf.tensor_scatter_nd_update(llr, rows[:, None], llr_rows)
+        failed_links = np.unique(owner[rows][~ok_rows.numpy()])
+        passed = np.setdiff1d(active_links, failed_links)
+        crc_ok[passed, attempt] = True
+        num_attempts[active_links] += 1
+        active_links = failed_links
+        if len(active_links) == 0:
             break
     return bits_hat, crc_ok, num_attempts

@@ -141,7 +141,8 @@ class LinkSimulator:
         if fidelity not in FIDELITIES:
             raise ValueError(f"fidelity must be one of {FIDELITIES}, got {fidelity!r}")
         if not _is_int(max_retransmissions) or max_retransmissions < 0:
-            raise ValueError(f"max_retransmissions must be an int >= 0, got {max_retransmissions!r}")
+            raise ValueError(f"max_retransmissions must be an int >= 0, "
+                             f"got {max_retransmissions!r}")
         if not (isinstance(bler_target, numbers.Real) and 0.0 < bler_target < 1.0):
             raise ValueError(f"bler_target must be in (0, 1), got {bler_target!r}")
         if mcs_table not in _mcs.MCS_TABLES:
@@ -196,11 +197,12 @@ class LinkSimulator:
                                  f"{link_shape}, got shape {mcs.shape}") from None
             if np.any((mcs < 0) | (mcs >= _abs.NUM_MCS)):
                 raise ValueError(f"mcs must be in [0, {_abs.NUM_MCS - 1}]")
-            valid = has_table if self.fidelity == "abstraction" else qm > 0
-            if not valid[mcs].all():
-                raise ValueError(f"mcs must be one of {np.flatnonzero(valid).tolist()} for "
-                                 f"mcs_table={self.mcs_table} and fidelity={self.fidelity!r} "
-                                 "(Sionna ships no BLER table for the others)")
+            # Both fidelities use the MCSs the abstraction has tables for (they are also the
+            # ones Sionna's LDPC encoder codes without repetition).
+            if not has_table[mcs].all():
+                raise ValueError(f"mcs must be one of {np.flatnonzero(has_table).tolist()} for "
+                                 f"mcs_table={self.mcs_table} (Sionna ships no BLER table for "
+                                 "the others)")
         if payload is not None:
             payload = np.asarray(payload)
             if payload.ndim != 4 or payload.shape[:3] != link_shape:
@@ -218,7 +220,7 @@ class LinkSimulator:
     # -------------------------------------------------------- link adaptation
     def _block_error_rate(self, snr, used, payload_bits, mcs, attempt=1):
         """Abstraction TB error rate of attempt ``attempt`` (chase combined), [M] float64."""
-        num_re, _, cb_size, num_cb = _abs.segment(payload_bits, mcs, self.mcs_table)
+        num_re, _, cb_size, num_cb, _ = _abs.segment(payload_bits, mcs, self.mcs_table)
         _, pilots = _abs.grid_symbols(num_re, used.sum(axis=-1))
         sinr = attempt * _abs.post_equalisation_sinr(snr, pilots)
         sinr_eff = _abs.effective_sinr(sinr, used, mcs, self.mcs_table)
@@ -276,7 +278,7 @@ class LinkSimulator:
         else:
             flat_mcs = mcs.ravel()[index]
         true_snr = links.snr(direction, "true").reshape(-1, num_subcarriers)[index]
-        num_re, tb_size, _, _ = _abs.segment(flat_bits, flat_mcs, self.mcs_table)
+        num_re, tb_size, _, _, num_tb = _abs.segment(flat_bits, flat_mcs, self.mcs_table)
         data_symbols, pilot_symbols = _abs.grid_symbols(num_re, flat_used.sum(axis=-1))
         attempt_airtime = (data_symbols + pilot_symbols) * self.symbol_duration_s
 
@@ -291,7 +293,7 @@ class LinkSimulator:
             scale = np.sqrt(links.config.subcarrier_power_w / links.config.noise_power_w)
             ok, attempts, errors, received = self._realise_link(
                 (h * scale).astype(np.complex64), flat_used, flat_bits, flat_mcs, num_re,
-                tb_size, pilot_symbols, flat_payload, rng)
+                tb_size, num_tb, pilot_symbols, flat_payload, rng)
 
         num_links = int(np.prod(link_shape))
         delivered = (payload_bits.ravel() == 0) & (num_used.ravel() > 0)
@@ -327,7 +329,7 @@ class LinkSimulator:
     def _realise_abstraction(self, snr, used, payload_bits, mcs, payload, rng):
         num = len(snr)
         num_attempts = 1 + self.max_retransmissions
-        num_re, _, cb_size, num_cb = _abs.segment(payload_bits, mcs, self.mcs_table)
+        num_re, _, cb_size, num_cb, _ = _abs.segment(payload_bits, mcs, self.mcs_table)
         _, pilots = _abs.grid_symbols(num_re, used.sum(axis=-1))
         # Expected post-equalisation SINR of one attempt (LS loss 1 / (1 + 1/n_p)); each
         # attempt brings its own pilots, chase combining adds the SINRs of the attempts so far.
@@ -359,7 +361,7 @@ class LinkSimulator:
             errors = rng.binomial(payload_bits, ber).astype(np.int64)
         return ok, attempts, errors, received
 
-    def _realise_link(self, h, used, payload_bits, mcs, num_re, tb_size, pilot_symbols,
+    def _realise_link(self, h, used, payload_bits, mcs, num_re, tb_size, num_tb, pilot_symbols,
                       payload, rng):
         from . import _bittrue
         num = len(h)
@@ -370,30 +372,38 @@ class LinkSimulator:
         errors = np.zeros(num, dtype=np.int64)
         width = payload.shape[1] if payload is not None else 0
         received = np.zeros((num, width), dtype=np.uint8) if payload is not None else None
+        sub_re = num_re // num_tb
         groups = {}
-        for i, key in enumerate(zip(tb_size.tolist(), num_re.tolist(), mcs.tolist())):
+        for i, key in enumerate(zip(tb_size.tolist(), sub_re.tolist(), mcs.tolist())):
             groups.setdefault(key, []).append(i)
         for (tbs, re_count, m), members in groups.items():
             members = np.asarray(members)
             chain = _bittrue.tb_chain(tbs, re_count, int(qm[m]), float(rate[m]))
-            bits = np.zeros((len(members), tbs), dtype=np.float32)
+            # One row per TB: a link whose payload is split sends its TBs back to back.
+            owner = np.repeat(np.arange(len(members)), num_tb[members])
+            part = np.concatenate([np.arange(n) for n in num_tb[members]])
+            bits = np.zeros((len(owner), tbs), dtype=np.float32)
             sent_bits = []
             for row, i in enumerate(members):
                 b = int(payload_bits[i])
-                if payload is not None:
-                    info = payload[i, :b]
-                else:
-                    info = rng.integers(0, 2, b, dtype=np.uint8)
-                bits[row, :b] = info
+                info = (payload[i, :b] if payload is not None
+                        else rng.integers(0, 2, b, dtype=np.uint8))
                 sent_bits.append(info)
+                chunk = -(-b // int(num_tb[i]))
+                for r in range(int(num_tb[i])):
+                    piece = info[r * chunk:(r + 1) * chunk]
+                    bits[np.flatnonzero((owner == row) & (part == r))[0], :len(piece)] = piece
             bits_hat, crc_ok, made = _bittrue.transmit_group(
-                chain, bits, h[members], used[members], pilot_symbols[members], num_attempts,
-                rng)
+                chain, bits, h[members], used[members], pilot_symbols[members], owner,
+                part * re_count, num_attempts, rng)
             ok[members] = crc_ok
             attempts[members] = made
             for row, i in enumerate(members):
                 b = int(payload_bits[i])
-                errors[i] = int(np.count_nonzero(bits_hat[row, :b] != sent_bits[row]))
+                chunk = -(-b // int(num_tb[i]))
+                rows = np.flatnonzero(owner == row)
+                decoded = np.concatenate([bits_hat[r, :chunk] for r in rows])[:b]
+                errors[i] = int(np.count_nonzero(decoded != sent_bits[row]))
                 if received is not None:
-                    received[i, :b] = bits_hat[row, :b]
+                    received[i, :b] = decoded
         return ok, attempts, errors, received

@@ -212,3 +212,20 @@ def test_same_seed_same_result_different_seed_different_draws(fidelity):
                  "block_error"):
         np.testing.assert_array_equal(getattr(first, name), getattr(again, name))
     assert not np.array_equal(first.block_error, other.block_error)
+
+
+def test_low_rate_payload_is_split_into_several_transport_blocks():
+    # MCS 4 (QPSK, R = 0.30 < 1/3): 5000 bits would need LDPC base graph 1 below rate 1/3,
+    # which Sionna cannot code; the payload goes as two TBs of <= 3800 bits, back to back.
+    from dmoe.phy import _abstraction as _abs
+    num_re, tb_size, _, num_cb, num_tb = _abs.segment(np.array([5000]), np.array([4]), 1)
+    assert num_tb[0] == 2 and 2 * tb_size[0] >= 5000 and tb_size[0] <= 3824
+    links = awgn_links(10.0, 3)
+    payload = np.random.default_rng(1).integers(0, 2, (1, 1, 3, 5000), dtype=np.uint8)
+    out = LinkSimulator(CFG, "link", max_retransmissions=0).transmit(
+        links, 5000, full_mask(links), mcs=4, payload=payload, seed=0)
+    assert out.delivered.all() and out.bit_errors.sum() == 0
+    np.testing.assert_array_equal(out.received, payload)
+    data_symbols = -(-num_re[0] // NUM_SUBCARRIERS)
+    expected = (data_symbols + -(-data_symbols // 13)) / 28000.0
+    np.testing.assert_allclose(out.airtime_s, expected)

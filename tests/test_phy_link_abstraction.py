@@ -25,9 +25,10 @@ def test_numpy_eesm_equals_sionna_eesm_block():
 def test_transport_block_holds_the_payload_at_the_mcs_code_rate():
     payload = np.array([1, 24, 100, 777, 3824, 3825, 8448, 20000, 50000])
     for mcs in (3, 10, 20, 27):
-        num_re, tb_size, cb_size, num_cb = _abs.segment(payload, np.full(payload.shape, mcs), 1)
+        num_re, tb_size, cb_size, num_cb, num_tb = _abs.segment(
+            payload, np.full(payload.shape, mcs), 1)
         qm, rate, _ = _abs.mcs_table_arrays(1)
-        assert np.all(tb_size >= payload)
+        assert np.all(num_tb * tb_size >= payload)
         # TS 38.212: code blocks of at most 8448 bits (3840 for R <= 1/4).
         assert np.all(cb_size <= 8448)
         # The grid is not much larger than payload / (Q_m R) (TB-size quantisation and the
