@@ -185,7 +185,7 @@ class LinkSimulator:
         except ValueError:
             raise ValueError(f"payload_bits must be broadcastable to [batch, rounds, links]="
                              f"{link_shape}, got shape {payload_bits.shape}") from None
-        qm, _, has_table = _abs.mcs_table_arrays(self.mcs_table)
+        _, _, has_table = _abs.mcs_table_arrays(self.mcs_table)
         if mcs is not None:
             mcs = np.asarray(mcs)
             if not np.issubdtype(mcs.dtype, np.integer):
