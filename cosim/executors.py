@@ -253,7 +253,11 @@ class ProcessExecutor(Executor):
                         yield items[index], result
                 clean_exit = True
             finally:
-                # On an interruption, do not wait for the points still running.
+                if not clean_exit:
+                    # Interrupted (Ctrl-C, or the caller stopped iterating): stop the points
+                    # still running instead of waiting for them; they are not stored.
+                    for process in list((getattr(pool, "_processes", None) or {}).values()):
+                        process.terminate()
                 pool.shutdown(wait=clean_exit, cancel_futures=True)
             waiting.sort()
         if failures:

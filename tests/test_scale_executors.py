@@ -8,7 +8,9 @@ test hook (``DMOE_FAULT_KILL_POINT`` / ``DMOE_FAULT_ONCE_DIR``: ``os._exit`` in 
 import contextlib
 import json
 import math
+import multiprocessing
 import signal
+import time
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -112,6 +114,20 @@ def test_process_executor_reports_exceptions_without_retrying():
     assert isinstance(failure, PointFailure)
     assert (failure.item, failure.attempts) == (-4.0, 1)
     assert "ValueError" in failure.reason and "math domain error" in failure.reason
+
+
+def test_process_executor_stops_running_points_when_the_caller_stops():
+    # The caller takes the first result and stops (as run_study does on Ctrl-C or a failed
+    # write): the 60 s point still running is terminated, not waited for.
+    before = set(multiprocessing.active_children())
+    with _time_limit(40):
+        results = ProcessExecutor(workers=2).map(time.sleep, [0, 60])
+        assert next(results) == (0, None)
+        results.close()
+        workers = set(multiprocessing.active_children()) - before
+        for worker in workers:
+            worker.join(timeout=15)
+    assert not [worker for worker in workers if worker.is_alive()]
 
 
 @pytest.mark.parametrize("kwargs, word", [
