@@ -9,6 +9,7 @@ import contextlib
 import json
 import math
 import multiprocessing
+import os
 import signal
 import time
 
@@ -128,6 +129,28 @@ def test_process_executor_stops_running_points_when_the_caller_stops():
         for worker in workers:
             worker.join(timeout=15)
     assert not [worker for worker in workers if worker.is_alive()]
+
+
+def test_each_process_worker_sees_its_gpu_memory_growth_and_thread_settings(monkeypatch):
+    names = ["CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH", "TF_NUM_INTRAOP_THREADS"]
+    for name in names:  # setenv first so that teardown restores each variable as it was
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    executor = ProcessExecutor(gpus=["5"], threads_per_worker=3)
+    with _time_limit(60):
+        seen = dict(executor.map(os.getenv, names))
+    assert seen == {"CUDA_VISIBLE_DEVICES": "5", "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+                    "TF_NUM_INTRAOP_THREADS": "3"}
+    # Several GPUs: the initializer hands worker i the i-th GPU of the queue.
+    from dmoe.cosim.executors import _process_initializer
+    queue = multiprocessing.get_context("spawn").Queue()
+    for gpu in ("2", "3"):
+        queue.put(gpu)
+    handed = []
+    for _ in range(2):
+        _process_initializer(queue, None)
+        handed.append(os.environ["CUDA_VISIBLE_DEVICES"])
+    assert handed == ["2", "3"]
 
 
 @pytest.mark.parametrize("kwargs, word", [
