@@ -19,18 +19,19 @@ def add_arguments(parser):
     parser.add_argument("--address", default=None,
                         help="ray executor: cluster address (default: a local instance)")
     parser.add_argument("--num-gpus", type=float, default=0.0,
-                        help="ray executor: GPUs per point")
+                        help="ray: GPUs per point; process: GPUs of this machine, one worker "
+                             "each")
+    parser.add_argument("--max-retries", type=int, default=None,
+                        help="process / ray: retries of a point whose worker died")
     parser.add_argument("--no-plot", action="store_true", help="do not draw the figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _executor(args):
-    if args.executor == "serial":
-        from dmoe.cosim.runner import SerialExecutor
-        return SerialExecutor()
+    # make_executor rejects settings that do not apply to the chosen executor.
     from dmoe.cosim.executors import make_executor
     return make_executor(args.executor, workers=args.workers, address=args.address,
-                         num_gpus=args.num_gpus)
+                         num_gpus=args.num_gpus, max_retries=args.max_retries)
 
 
 def _print_summary(out):
@@ -55,7 +56,7 @@ def run(args):
 
     study = load_study(args.config)  # ValueError on a bad study: nothing is written
     out = args.out or str(Path("results") / (Path(args.config).stem if args.config else "default"))
-    executor = _executor(args)
+    executor = _executor(args)       # ValueError on settings of another executor
     print(f"dmoe run: {study.source}: {len(study.points)} point(s) x "
           f"{len(study.points[0].config.schemes)} scheme(s) -> {out} ({executor.name})")
     summary = run_study(study, out, executor=executor, progress=not args.quiet)
