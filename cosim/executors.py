@@ -128,9 +128,8 @@ def _prepare_worker_environment(gpu=None, threads=None):
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if threads is not None:
-        # Read by TensorFlow when it creates its thread pools (first op), like the variables.
+        # TensorFlow reads these when it creates its thread pools, at its first op.
         os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
-        os.environ["TF_NUM_INTEROP_THREADS"] = "1"
         os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
