@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/dmoe select-demo
+	$(BIN)/dmoe run --out results/default
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
