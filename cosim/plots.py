@@ -81,10 +81,22 @@ _STYLES = [("o", "-"), ("s", "--"), ("^", "-."), ("v", ":"), ("D", "-"), ("x", "
 
 
 def _style(scheme, schemes):
-    """Marker and line style of a scheme (distinct, so overlapping curves stay visible)."""
-    marker, line = _STYLES[schemes.index(scheme) % len(_STYLES)]
+    """Marker, line style and colour of a scheme (distinct, so overlapping curves stay visible).
+
+    The style is fixed by the scheme's place in :data:`dmoe.cosim.config.SCHEMES`, so a scheme
+    looks the same in every figure and every study; schemes outside it follow in ``schemes``
+    order.
+    """
+    from matplotlib import colormaps
+
+    from .config import SCHEMES
+    known = list(SCHEMES)
+    index = known.index(scheme) if scheme in known else len(known) + schemes.index(scheme)
+    marker, line = _STYLES[index % len(_STYLES)]
+    # tab20's dark shades for the first ten schemes, its light shades for the next ten.
+    color = colormaps["tab20"]((2 * index + (index // 10) % 2) % 20)
     return {"marker": marker, "linestyle": line, "markersize": 5, "fillstyle": "none",
-            "label": scheme}
+            "color": color, "label": scheme}
 
 
 def _legend(axes, used):
