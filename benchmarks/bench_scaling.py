@@ -202,8 +202,9 @@ def main(argv=None):
     channels = []
     for mode in ("eager", "graph", "xla"):
         for count in ([16, 256] if args.quick else [16, 256, 1024]):
-            _try(channels, f"tdl {count} {mode}", measure_channels, count, mode, repeats)
-            print(channels[-1], flush=True)
+            result = _try(channels, f"tdl {count} {mode}", measure_channels, count, mode,
+                          repeats)
+            print(_channel_row(result), flush=True)
 
     from dmoe.cosim.engine import run_metadata
     report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
@@ -250,13 +251,14 @@ def _markdown(report):
     lines += [_row(r) for r in report["size"]]
     lines += ["", "## Sionna channel blocks alone (TDL-A, 8 links, 2 rounds, 64 subcarriers)", "",
               "| mode | batch | wall (s) | channel draws/s |", "|---|---|---|---|"]
-    for r in report["channels"]:
-        if "error" in r:
-            lines.append(f"| {r['case']} | failed: {r['error'][:100]} | | |")
-        else:
-            lines.append(f"| {r['mode']} | {r['batch']} | {r['wall_s']:.3f} | "
-                         f"{r['draws_per_s']:.0f} |")
+    lines += [_channel_row(r) for r in report["channels"]]
     return "\n".join(lines) + "\n"
+
+
+def _channel_row(r):
+    if "error" in r:
+        return f"| {r['case']} | failed: {r['error'][:100]} | | |"
+    return f"| {r['mode']} | {r['batch']} | {r['wall_s']:.3f} | {r['draws_per_s']:.0f} |"
 
 
 if __name__ == "__main__":
