@@ -128,8 +128,8 @@ def _load_model(task, cache_dir, num_experts, num_layers, trace_path, trace_widt
     config = dc.replace(DEFAULT_CONFIGS[task], **changes)
     if "num_experts" in changes and config.top_k > config.num_experts:
         config = dc.replace(config, top_k=config.num_experts)
-    from dmoe.moe import defaults
-    return defaults._trained(config, cache_dir)  # trains once, then reads the cache
+    from dmoe.moe import load_trained_moe
+    return load_trained_moe(config, cache_dir=cache_dir)  # trains once, then reads the cache
 
 
 def point_key(config):

@@ -96,12 +96,11 @@ def _best_latency(problem, compute_time_s):
 def _joint_api():
     """JESA, its exact reference, DES with random subcarriers and the Hungarian allocation.
 
-    ``allocate`` (the optimal subcarriers for a given set) is internal to ``dmoe.scheduler``;
-    it is the one rule every selection-only scheme is realised with.
+    ``allocate_subcarriers`` (the optimal subcarriers for a given set) is the one rule every
+    selection-only scheme is realised with.
     """
-    from dmoe.scheduler import des_random_subcarriers, jesa, jesa_exact
-    from dmoe.scheduler._jesa import allocate
-    return jesa, jesa_exact, des_random_subcarriers, allocate
+    from dmoe.scheduler import allocate_subcarriers, des_random_subcarriers, jesa, jesa_exact
+    return jesa, jesa_exact, des_random_subcarriers, allocate_subcarriers
 
 
 def _from_joint(result, num):
@@ -180,6 +179,6 @@ def decide(scheme, problem, *, top_k=None, weighted_sum_lambda=0.5, compute_time
         else:
             raise ValueError(f"scheme must be one of dmoe.cosim.SCHEMES, got {scheme!r}")
         selected = np.asarray(result.selected, dtype=bool)
-        (dispatch, returned), _ = allocate(problem, selected)
+        dispatch, returned, _ = allocate(problem, selected)
     return Decision(selected=selected, dispatch=dispatch, returned=returned, nodes=nodes,
                     iterations=iterations, solver_time_s=time.perf_counter() - start)

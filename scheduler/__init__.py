@@ -20,10 +20,10 @@ __all__ = [
 
 # P2: joint expert and subcarrier allocation (docs/jesa.md)
 from ._joint import JointProblem, JointResult
-from ._jesa import des_decoupled, des_random_subcarriers, jesa, top_k_joint
+from ._jesa import allocate_subcarriers, des_decoupled, des_random_subcarriers, jesa, top_k_joint
 from ._jesa_exact import jesa_exact
 
 __all__ += [
-    "JointProblem", "JointResult", "jesa", "jesa_exact",
+    "JointProblem", "JointResult", "jesa", "jesa_exact", "allocate_subcarriers",
     "top_k_joint", "des_random_subcarriers", "des_decoupled",
 ]

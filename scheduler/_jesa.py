@@ -23,7 +23,7 @@ from ._joint import (
 )
 from ._problem import SelectionProblem
 
-__all__ = ["jesa", "des_decoupled", "des_random_subcarriers", "top_k_joint"]
+__all__ = ["jesa", "allocate_subcarriers", "des_decoupled", "des_random_subcarriers", "top_k_joint"]
 
 # Relative improvement below which a new set is not accepted (guards against float ties).
 _IMPROVEMENT_RTOL = 1e-12
@@ -93,6 +93,60 @@ def allocate(problem, selected, rows=None):
         masks.append(mask)
         ok &= phase_ok
     return masks, ok
+
+
+def allocate_subcarriers(problem, selected):
+    """Energy-optimal subcarriers of every phase for given expert sets.
+
+    The allocation step of JESA on its own: with no deadline, the Hungarian algorithm on the
+    single-subcarrier energies P_sc B / r[k, n] (optimal for the set, ``docs/jesa.md``); with a
+    deadline, the fewest-best-subcarriers greedy with conflict resolution. This is how the
+    co-simulation realises schemes that only choose experts.
+
+    Parameters
+    ----------
+    problem : JointProblem
+        Rates ``[..., K, N]`` per phase, payloads, power and deadline.
+    selected : [..., K], bool
+        The expert set of every instance.
+
+    Output
+    ------
+    dispatch : [..., K, N], bool
+        Subcarriers of each selected expert's dispatch link (none for unselected experts).
+    returned : [..., K, N], bool
+        The same for the return phase; all False when the problem has none.
+    served : [...], bool
+        False where some selected link could not be given subcarriers (no usable subcarrier
+        left, or the deadline cannot be met).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from dmoe.scheduler import JointProblem, allocate_subcarriers
+    >>> p = JointProblem(relevance=[0.6, 0.4], rate_dispatch=[[1e5, 2e5], [3e5, 1e5]],
+    ...                  payload_bits_dispatch=1000, subcarrier_power_w=0.01, max_experts=2,
+    ...                  importance=1.0)
+    >>> dispatch, returned, served = allocate_subcarriers(p, [True, True])
+    >>> dispatch.astype(int).tolist(), bool(served)
+    ([[0, 1], [1, 0]], True)
+    """
+    if not isinstance(problem, JointProblem):
+        raise TypeError(f"problem must be a JointProblem, got {type(problem).__name__}")
+    batch_shape = problem.batch_shape
+    num_experts, num_subcarriers = problem.num_experts, problem.num_subcarriers
+    selected = np.asarray(selected)
+    if selected.shape != batch_shape + (num_experts,):
+        raise ValueError(f"selected must have shape {batch_shape + (num_experts,)} "
+                         f"(problem batch + K), got {selected.shape}")
+    flat = problem._flat()
+    masks, served = allocate(flat, selected.astype(bool).reshape(-1, num_experts))
+    dispatch = masks[0].reshape(batch_shape + (num_experts, num_subcarriers))
+    if len(masks) > 1:
+        returned = masks[1].reshape(dispatch.shape)
+    else:
+        returned = np.zeros(dispatch.shape, dtype=bool)
+    return dispatch, returned, served.reshape(batch_shape)
 
 
 def _single_energy(rate, bits, power):
