@@ -44,6 +44,11 @@ __all__ = ["ProcessExecutor", "RayExecutor", "PointsFailed", "PointFailure", "ma
 #: Names accepted by :func:`make_executor` (and ``dmoe run --executor``).
 EXECUTORS = ("serial", "process", "ray")
 
+_DIED = "its worker process died (killed, out of memory or crashed)"
+_EVERY_WORKER_DIED = ("; no point finished: if the workers failed at start, see their error "
+                      "output (a script must call run_study under `if __name__ == "
+                      "\"__main__\":`, workers are spawned)")
+
 #: Exit status of a worker killed by the fault-injection hook.
 FAULT_EXIT_CODE = 71
 
@@ -221,6 +226,7 @@ class ProcessExecutor(Executor):
         attempts = [0] * len(items)
         waiting = list(range(len(items)))
         failures = []
+        completed = 0
         while waiting:
             pool = self._pool(len(waiting))
             clean_exit = False
@@ -241,14 +247,14 @@ class ProcessExecutor(Executor):
                             if attempts[index] <= self.max_retries:
                                 waiting.append(index)
                             else:
-                                failures.append(PointFailure(
-                                    items[index], attempts[index],
-                                    "its worker process died (killed, out of memory or crashed)"))
+                                failures.append(PointFailure(items[index], attempts[index],
+                                                             _DIED))
                             continue
                         except Exception as error:  # the point function raised: not retried
                             failures.append(PointFailure(items[index], attempts[index],
                                                          _describe(error)))
                             continue
+                        completed += 1
                         yield items[index], result
                 clean_exit = True
             finally:
@@ -259,6 +265,9 @@ class ProcessExecutor(Executor):
                         process.terminate()
                 pool.shutdown(wait=clean_exit, cancel_futures=True)
             waiting.sort()
+        if failures and not completed and all(f.reason == _DIED for f in failures):
+            failures = [PointFailure(f.item, f.attempts, _DIED + _EVERY_WORKER_DIED)
+                        for f in failures]
         if failures:
             raise PointsFailed(failures)
 

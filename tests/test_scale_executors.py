@@ -99,6 +99,10 @@ def test_process_executor_reports_points_it_cannot_finish_and_keeps_the_rest(mon
     assert all(result == abs(item) for item, result in got.items())
     assert "point(s) failed" in str(info.value) and "rerun" in str(info.value)
 
+    # When no point finishes at all, the report points at a failing worker start.
+    with _time_limit(60), pytest.raises(PointsFailed, match="no point finished"):
+        list(ProcessExecutor(workers=1, max_retries=0).map(abs, [-3]))
+
     monkeypatch.delenv("DMOE_FAULT_KILL_POINT")
     with _time_limit(120):
         again = dict(ProcessExecutor(workers=2).map(abs, sorted(failed)))
