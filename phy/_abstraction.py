@@ -8,6 +8,8 @@ abstraction and the bit-true chain size, time and cost a transport block identic
   are plain CP-OFDM without transform precoding, so the PDSCH tables apply to both directions).
 - Transport block (TB): the payload of ``B`` bits is carried in the smallest 5G NR TB
   (:func:`sionna.phy.nr.utils.calculate_tb_size`) with ``TBS >= B``; the rest is zero padding.
+  The grid has enough resource elements that each code block (CRC included) is coded at no
+  more than the MCS's code rate (:func:`segment`).
 - Resource grid: slots of 14 OFDM symbols (normal cyclic prefix), one pilot OFDM symbol per
   slot on the link's subcarriers, 13 data symbols.
 - BLER: Sionna's EESM (:class:`sionna.sys.EESM`, beta per MCS) and the BLER tables of
@@ -26,8 +28,6 @@ __all__ = []
 SYMBOLS_PER_SLOT = 14
 PILOT_SYMBOLS_PER_SLOT = 1
 DATA_SYMBOLS_PER_SLOT = SYMBOLS_PER_SLOT - PILOT_SYMBOLS_PER_SLOT
-# TS 38.212: no code rate above 0.95 is decodable; keep the TB (incl. 24-bit floor) below it.
-_MAX_EFFECTIVE_RATE = 0.95
 NUM_MCS = 29
 
 
@@ -71,9 +71,10 @@ _SEGMENT_CACHE = {}
 
 
 def _segment_uncached(payload_bits, bits_per_symbol, code_rate):
-    """Vectorised search of the smallest grid carrying each payload (see :func:`segment`)."""
+    """Vectorised sizing of the TB and grid carrying each payload (see :func:`segment`)."""
     from sionna.phy.nr.utils import calculate_tb_size
     payload_bits = payload_bits.astype(np.int64)
+    # 1. TB size: the TS 38.214 TB size of the smallest grid whose TB holds the payload.
     num_re = np.ceil(payload_bits / (bits_per_symbol * code_rate)).astype(np.int64)
     num_re = np.maximum(num_re, 1)
     for _ in range(200):
@@ -81,34 +82,49 @@ def _segment_uncached(payload_bits, bits_per_symbol, code_rate):
                                           num_coded_bits=num_re * bits_per_symbol,
                                           return_cw_length=False)
         tbs = tbs.numpy().astype(np.int64)
-        short = (tbs < payload_bits) | (tbs >= _MAX_EFFECTIVE_RATE * num_re * bits_per_symbol)
+        short = tbs < payload_bits
         if not short.any():
             break
         # TB sizes are quantised in steps of ~1.5 %, so grow the grid geometrically.
         num_re = np.where(short, num_re + np.maximum(1, np.ceil(0.01 * num_re)).astype(np.int64),
                           num_re)
-    tbs, cb_size, num_cb, *_ = calculate_tb_size(bits_per_symbol, code_rate,
-                                                 target_tb_size=tbs,
-                                                 num_coded_bits=num_re * bits_per_symbol,
-                                                 return_cw_length=False)
-    return (num_re, tbs.numpy().astype(np.int64), cb_size.numpy().astype(np.int64),
-            num_cb.numpy().astype(np.int64))
+    # 2. Code blocks of that TB (they depend on the TB size and R only, not on the grid; any
+    # number of coded bits above the TB size will do for the call).
+    _, cb_size, num_cb, *_ = calculate_tb_size(
+        bits_per_symbol, code_rate, target_tb_size=tbs,
+        num_coded_bits=bits_per_symbol * (tbs // bits_per_symbol + 1), return_cw_length=False)
+    cb_size = cb_size.numpy().astype(np.int64)
+    num_cb = num_cb.numpy().astype(np.int64)
+    # 3. Grid: enough resource elements that every code block, CRC bits included, is coded at
+    # no more than the MCS's code rate R (the rate of Sionna's BLER tables, always < 0.95, the
+    # most Sionna's LDPC encoder accepts). Rate matching gives each of the num_cb blocks
+    # Q_m floor(num_re / num_cb) or Q_m ceil(num_re / num_cb) bits (TS 38.212 5.4.2.1).
+    re_per_cb = np.ceil(cb_size / (bits_per_symbol * code_rate) - 1e-9).astype(np.int64)
+    num_re = np.maximum(num_re, num_cb * re_per_cb)
+    return num_re, tbs, cb_size, num_cb
 
 
-# Sionna's LDPC encoder has no repetition, so base graph 1 (chosen for code blocks > 3824 bits
-# at R > 1/4) cannot go below rate 1/3; payloads of MCSs with R < 1/3 are split into TBs of at
-# most this many bits, which TS 38.212 codes with base graph 2.
-MAX_LOW_RATE_TB_BITS = 3800
+# Sionna's LDPC encoder has no repetition, so base graph 1 (chosen for code blocks of more than
+# 3824 bits at R > 1/4) cannot go below rate 1/3; payloads of MCSs with R < 1/3 are split into
+# TBs of at most this many bits, whose TB size (<= 3752) plus the 16-bit TB CRC stays within
+# base graph 2's 3824 bits (TS 38.212 7.2.2).
+MAX_LOW_RATE_TB_BITS = 3752
 
 
 def segment(payload_bits, mcs, mcs_table):
     r"""Transport blocks carrying each payload: resource elements, TB size, code blocks.
 
-    The grid is the smallest number of data resource elements ``num_re`` for which the 5G NR
-    TB size (TS 38.214 5.1.3.2 with ``num_coded_bits = Q_m num_re``) is at least the payload.
-    For an MCS with code rate below 1/3 a payload above 3800 bits is split into ``num_tb``
-    equal TBs (see :data:`MAX_LOW_RATE_TB_BITS`), sent back to back. Cached per
-    ``(mcs_table, mcs, payload)``.
+    TB size: the 5G NR TB size (TS 38.214 5.1.3.2 with ``num_coded_bits = Q_m n``) of the
+    smallest grid of ``n`` resource elements whose TB holds the payload. Grid: ``num_re`` is
+    the larger of that ``n`` and ``num_cb x ceil(cb_size / (Q_m R))``, so that every code
+    block, its TB/CB CRC bits included, is rate-matched to at most the MCS's code rate ``R``:
+    the rate Sionna's BLER tables were simulated at, and below the 0.95 Sionna's LDPC encoder
+    (TS 38.214 5.1.3.1) accepts. Without the second term a small TB at a high rate
+    (272 bits at MCS 28: 288 bits with CRC in 294 coded bits) or the 24-bit minimum TB of a
+    tiny payload would not be codable. Both fidelities use this sizing, so they agree on
+    airtime and energy. For an MCS with code rate below 1/3 a payload above
+    :data:`MAX_LOW_RATE_TB_BITS` bits is split into ``num_tb`` equal TBs, sent back to back.
+    Cached per ``(mcs_table, mcs, payload)``.
 
     Input
     -----
@@ -206,9 +222,12 @@ def effective_sinr(sinr, used, mcs, mcs_table):
     r"""EESM effective SINR of every link over its used subcarriers.
 
     ``sinr_eff = -beta log(mean_{n in N_k} exp(-sinr_n / beta))`` with Sionna's beta per MCS,
-    clipped to [-30, 30] dB, exactly as :class:`sionna.sys.EESM` (``per_stream=False``);
+    as :class:`sionna.sys.EESM` (``per_stream=False``), but evaluated as
+    ``min_n sinr_n - beta log(mean_n exp(-(sinr_n - min_n sinr_n) / beta))`` (no underflow at
+    high SINR) and clipped to [-30 dB, :data:`dmoe.phy._mcs.SNR_GRID_END_DB`] instead of
+    Sionna's [-30, 30] dB, so that the BLER tables' high-SNR tail (``docs/phy.md``) is reached;
     written in numpy because Sionna's eager block costs ~0.5 ms per call of overhead
-    (``tests/test_phy_link_abstraction.py`` checks both agree).
+    (``tests/test_phy_link_abstraction.py`` checks both agree below 30 dB).
 
     Input
     -----
@@ -224,20 +243,23 @@ def effective_sinr(sinr, used, mcs, mcs_table):
     beta = np.where(beta > 0, beta, 1.0)
     sinr = np.asarray(sinr, dtype=np.float64)
     count = np.maximum(used.sum(axis=1), 1)
-    # exp(-x/beta) underflows only where the link is error-free anyway (clipped at 30 dB).
-    mean = np.where(used, np.exp(-sinr / beta), 0.0).sum(axis=1) / count
-    with np.errstate(divide="ignore"):
-        sinr_eff = -beta[:, 0] * np.log(mean)
-    sinr_eff = np.where(used.any(axis=1), np.nan_to_num(sinr_eff, posinf=1e3), 1e-3)
-    return np.clip(sinr_eff, 1e-3, 1e3)
+    lowest = np.where(used, sinr, np.inf).min(axis=1, initial=np.inf)
+    lowest = np.where(np.isfinite(lowest), lowest, 0.0)[:, None]
+    # Every used term is in (0, 1] and the lowest SINR's term is 1: the mean is >= 1/count.
+    mean = np.where(used, np.exp(-(sinr - lowest) / beta), 0.0).sum(axis=1) / count
+    sinr_eff = lowest[:, 0] - beta[:, 0] * np.log(np.maximum(mean, 1e-300))
+    sinr_eff = np.where(used.any(axis=1), sinr_eff, 1e-3)
+    return np.clip(sinr_eff, 1e-3, 10.0 ** (_mcs.SNR_GRID_END_DB / 10.0))
 
 
 def tb_error_rate(sinr_eff, mcs, cb_size, num_cb, mcs_table):
     r"""TB error probability from Sionna's PHYAbstraction BLER tables at the effective SINR.
 
     Per code block: the PDSCH table of Sionna's ``PHYAbstraction`` (interpolated by Sionna on a
-    0.1 dB x 100-bit grid), nearest code-block size, linear in SNR (dB), clamped to
-    -5..30 dB. Per TB: ``1 - (1 - BLER_cb)**num_cb``.
+    0.1 dB x 100-bit grid, extended to high SNR with a decaying tail and made non-increasing
+    in SNR by :func:`dmoe.phy._mcs._pdsch_bler_tables`), nearest code-block size, linear in
+    SNR (dB), clamped outside the grid (-5 dB .. :data:`dmoe.phy._mcs.SNR_GRID_END_DB`, where
+    every BLER is 0). Per TB: ``1 - (1 - BLER_cb)**num_cb``.
 
     Input
     -----

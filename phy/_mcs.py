@@ -32,9 +32,65 @@ def _check_table(table):
                          f"got {table!r}")
 
 
+#: Last SNR (dB) of the tabulated grid after extension: Sionna interpolates its tables on
+#: -5..30 dB; the high-SNR tail (:func:`_extrapolate_tail`) is written out to here, where every
+#: BLER is 0 (look-ups clamp beyond, so BLER stays 0 above).
+SNR_GRID_END_DB = 50.0
+
+#: Least tail slope (decades of BLER per dB at the table's last SNR) of the extrapolation.
+MIN_TAIL_SLOPE_DB = 0.1
+
+
+def _extrapolate_tail(curves, grid, last_db, previous_db):
+    r"""Replace Sionna's constant continuation beyond the last simulated SNR by a decaying tail.
+
+    Sionna simulated its BLER tables up to ``last_db`` (20 dB for PDSCH table 1, 25 dB for
+    table 2) and its interpolation holds the last value constant above, an error floor no code
+    has. Above ``s_L = last_db`` the BLER follows the high-SNR form of a coded block,
+    ``BLER ~ exp(-c * SINR)`` (union/Chernoff bound, SINR linear):
+
+    ``log10 BLER(s) = log10 BLER(s_L) - k * (10 / ln 10) * (10**((s - s_L) / 10) - 1)``
+
+    which leaves ``s_L`` with the slope ``k`` (decades per dB) of the last simulated segment
+    ``[previous_db, last_db]`` (at least :data:`MIN_TAIL_SLOPE_DB`) and falls ever faster
+    (e.g. k = 0.4 dec/dB: 16 decades 10 dB further). A curve already 0 at ``s_L`` stays 0.
+
+    Input
+    -----
+    curves : [..., snr], float64, BLER on ``grid`` (Sionna's interpolation, NaN: no table)
+    grid : [snr], float64, SNR grid in dB
+    last_db, previous_db : float, the last two simulated SNRs of the table
+
+    Output
+    ------
+    curves : [..., snr], float64, with the tail above ``last_db`` replaced
+    """
+    step = grid[1] - grid[0]
+    last = int(round((last_db - grid[0]) / step))
+    # First grid point inside the last simulated segment (the interpolation is log-linear
+    # there, so the two points give the segment's slope exactly).
+    previous = int(np.ceil((previous_db - grid[0]) / step - 1e-6))
+    b_last, b_previous = curves[..., last], curves[..., previous]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (np.log10(b_previous) - np.log10(b_last)) / (grid[last] - grid[previous])
+    slope = np.where(np.isfinite(slope), np.maximum(slope, MIN_TAIL_SLOPE_DB), MIN_TAIL_SLOPE_DB)
+    excess = 10.0 / np.log(10.0) * (10.0 ** ((grid[last + 1:] - grid[last]) / 10.0) - 1.0)
+    with np.errstate(divide="ignore"):
+        tail = np.log10(b_last)[..., None] - slope[..., None] * excess
+    curves = curves.copy()
+    curves[..., last + 1:] = np.where(b_last[..., None] > 0, 10.0 ** tail, 0.0)
+    return curves
+
+
 @functools.lru_cache(maxsize=1)
 def _pdsch_bler_tables():
-    """Sionna's interpolated PDSCH BLER tables.
+    """Sionna's interpolated PDSCH BLER tables, extended to high SNR and made monotone.
+
+    Sionna's table (0.1 dB x 100-bit grid, -5..30 dB) is extended to
+    :data:`SNR_GRID_END_DB` on the same 0.1 dB grid, its constant continuation beyond the last
+    simulated SNR is replaced by :func:`_extrapolate_tail`, every curve is made non-increasing
+    in SNR (running minimum: removes the <= 2e-4 wiggles of Sionna's spline) and its last grid
+    point is 0. ``docs/phy.md``, "BLER tables beyond Sionna's SNR range".
 
     Returns (bler [table, mcs, cbs, snr] float32 with NaN where an MCS has no table,
     snr_db grid [snr], code-block-size grid [cbs]).
@@ -43,11 +99,24 @@ def _pdsch_bler_tables():
     files = [os.path.join(folder, f"PDSCH_table{t}.json") for t in MCS_TABLES]
     abstraction = PHYAbstraction(load_bler_tables_from=files)
     # Axis 0 is the category (0 PUSCH, 1 PDSCH), axis 1 the table index - 1.
-    bler = abstraction.bler_table_interp.numpy()[1, :len(MCS_TABLES)].astype(np.float32)
+    bler = abstraction.bler_table_interp.numpy()[1, :len(MCS_TABLES)].astype(np.float64)
     bler[~np.isfinite(bler)] = np.nan
     snr_db = np.asarray(abstraction._snr_dbs_interp, dtype=np.float64)  # pylint: disable=protected-access
     cbs = np.asarray(abstraction._cbs_interp, dtype=np.float64)  # pylint: disable=protected-access
-    return np.clip(bler, 0.0, 1.0), snr_db, cbs
+    step = snr_db[1] - snr_db[0]
+    grid = snr_db[0] + step * np.arange(int(round((SNR_GRID_END_DB - snr_db[0]) / step)) + 1)
+    extended = np.concatenate(
+        [bler, np.repeat(bler[..., -1:], len(grid) - len(snr_db), axis=-1)], axis=-1)
+    extended = np.clip(extended, 0.0, 1.0)
+    raw = abstraction.bler_table["category"][1]["index"]
+    for t, table in enumerate(MCS_TABLES):
+        for mcs, entry in raw[table]["MCS"].items():
+            simulated = np.sort(np.asarray(entry["SNR_db"], dtype=np.float64))
+            extended[t, int(mcs)] = _extrapolate_tail(extended[t, int(mcs)], grid,
+                                                      simulated[-1], simulated[-2])
+    extended = np.fmin.accumulate(extended, axis=-1)   # NaN rows (no table) stay NaN
+    extended[..., -1] = np.where(np.isnan(extended[..., -1]), np.nan, 0.0)
+    return extended.astype(np.float32), grid, cbs
 
 
 @dataclass(frozen=True)
@@ -119,8 +188,11 @@ def mcs_table(table=1):
 def bler_awgn(snr_db, mcs_index, table=1, code_block_size=DEFAULT_CODE_BLOCK_SIZE):
     r"""Block error rate of one code block on AWGN, from Sionna's PHYAbstraction tables.
 
-    Linear interpolation in SNR (dB) on Sionna's 0.1 dB grid (-5..30 dB, clamped outside),
-    nearest tabulated code block size.
+    Linear interpolation in SNR (dB) on Sionna's 0.1 dB grid, nearest tabulated code block
+    size. The grid runs from -5 dB to :data:`SNR_GRID_END_DB` (clamped outside); above the
+    last SNR Sionna simulated (20 dB for table 1, 25 dB for table 2) the BLER follows the
+    decaying tail of :func:`_extrapolate_tail` and is 0 at the grid's end, and every curve is
+    non-increasing in SNR (``docs/phy.md``, "BLER tables beyond Sionna's SNR range").
 
     Parameters
     ----------
