@@ -72,13 +72,16 @@ class LinkSimulator:
     r"""Realises transmissions of payloads on sampled links, at one of two fidelities.
 
     Both fidelities put a payload of ``B`` bits into the smallest 5G NR transport block
-    (TS 38.214) that holds it at the chosen MCS, fill the link's subcarriers OFDM symbol by OFDM
+    (TS 38.214) that holds it at the chosen MCS, on enough resource elements that every code
+    block (CRC included) is coded at no more than the MCS's code rate (``_abstraction.segment``;
+    any payload >= 1 bit at any accepted MCS), fill the link's subcarriers OFDM symbol by OFDM
     symbol, insert one pilot OFDM symbol per 14-symbol slot, and repeat the TB (chase
     combining) until it passes or ``max_retransmissions`` retransmissions are spent.
 
     - ``"abstraction"``: post-equalisation SINR per subcarrier (true SNR, LS-estimation loss
       ``1 / (1 + 1/n_p)``), summed over attempts; EESM effective SINR (Sionna ``EESM``);
-      TB error probability from Sionna's ``PHYAbstraction`` BLER tables; a Bernoulli draw per
+      TB error probability from Sionna's ``PHYAbstraction`` BLER tables (with a decaying tail
+      above their last simulated SNR, non-increasing in SNR); a Bernoulli draw per
       attempt. A block that still fails gets i.i.d. bit errors at the uncoded QAM BER averaged
       over its subcarriers (at the combined SINR).
     - ``"link"``: Sionna TBEncoder / QAM Mapper / ``y = h x + n`` per resource element on the
@@ -126,6 +129,8 @@ class LinkSimulator:
 
     Example
     -------
+    >>> import numpy as np
+    >>> from dmoe.phy import ChannelConfig, LinkSimulator, sample_links
     >>> cfg = ChannelConfig(num_subcarriers=16)
     >>> links = sample_links(cfg, batch_size=2, num_links=3, seed=0)
     >>> mask = np.zeros(links.shape, bool); mask[..., :4] = True

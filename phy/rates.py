@@ -62,8 +62,8 @@ def mcs_rate(snr, subcarrier_spacing_hz, bler_target=0.1, table=1,
     Example
     -------
     >>> r = mcs_rate([0.01, 1000.0], 30e3)
-    >>> r[0], round(r[1] / 30e3, 2)     # nothing below the lowest MCS; 64-QAM 948/1024 at 30 dB
-    (0.0, 5.53)
+    >>> float(r[0]), round(float(r[1]) / 30e3, 2)   # none below the lowest MCS; 64-QAM 948/1024
+    (0.0, 5.55)
     """
     if not subcarrier_spacing_hz > 0:
         raise ValueError(f"subcarrier_spacing_hz must be > 0, got {subcarrier_spacing_hz!r}")

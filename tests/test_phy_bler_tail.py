@@ -20,7 +20,8 @@ def tb_error_rate(table, mcs, payload_bits, snr_db):
     """Abstraction first-attempt TB error probability on AWGN (4 subcarriers) at ``snr_db``."""
     sim = LinkSimulator(CFG, max_retransmissions=0, mcs_table=table)
     snr = 10.0 ** (snr_db / 10.0)[:, None] * np.ones((1, CFG.num_subcarriers))
-    tbler, _ = sim._block_error_rate(snr, np.ones(snr.shape, bool),  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    tbler, _ = sim._block_error_rate(snr, np.ones(snr.shape, bool),
                                      np.full(len(snr_db), payload_bits),
                                      np.full(len(snr_db), mcs))
     return tbler
