@@ -246,7 +246,9 @@ def effective_sinr(sinr, used, mcs, mcs_table):
     lowest = np.where(used, sinr, np.inf).min(axis=1, initial=np.inf)
     lowest = np.where(np.isfinite(lowest), lowest, 0.0)[:, None]
     # Every used term is in (0, 1] and the lowest SINR's term is 1: the mean is >= 1/count.
-    mean = np.where(used, np.exp(-(sinr - lowest) / beta), 0.0).sum(axis=1) / count
+    # Unused subcarriers may lie below the lowest used one: keep them out of exp() (overflow).
+    exponent = np.where(used, -(sinr - lowest) / beta, -np.inf)
+    mean = np.exp(exponent).sum(axis=1) / count
     sinr_eff = lowest[:, 0] - beta[:, 0] * np.log(np.maximum(mean, 1e-300))
     sinr_eff = np.where(used.any(axis=1), sinr_eff, 1e-3)
     return np.clip(sinr_eff, 1e-3, 10.0 ** (_mcs.SNR_GRID_END_DB / 10.0))

@@ -1,6 +1,7 @@
 """Abstraction internals against Sionna's own blocks and 5G NR rules."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from sionna.sys import EESM
 
@@ -41,3 +42,13 @@ def test_symbol_duration_follows_the_nr_numerology():
     # 14 symbols (with cyclic prefix) per slot; slot = 1 ms / 2**mu.
     for spacing, slot in [(15e3, 1e-3), (30e3, 0.5e-3), (60e3, 0.25e-3), (120e3, 0.125e-3)]:
         assert abs(_abs.ofdm_symbol_duration_s(spacing) * 14 - slot) < 1e-15
+
+
+def test_effective_sinr_ignores_unused_subcarriers_far_below_the_used_ones():
+    # An unused subcarrier deep in a fade must neither change the effective SINR nor overflow.
+    from dmoe.phy._abstraction import effective_sinr
+    sinr = np.array([[1e-12, 100.0, 100.0, 1e-12]])
+    used = np.array([[False, True, True, False]])
+    with np.errstate(over="raise", invalid="raise"):
+        value = effective_sinr(sinr, used, np.array([20]), 1)
+    assert value[0] == pytest.approx(100.0, rel=1e-12)  # equal SINRs: EESM is that SINR
