@@ -40,7 +40,7 @@ SCHEMES = (
     "des_random_subcarriers",
 )
 
-_FROZEN = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+_FROZEN = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 SchemeName = Literal[SCHEMES]  # type: ignore[valid-type]
 
@@ -194,9 +194,21 @@ class StudyConfig(BaseModel):
     @field_validator("layer_importance")
     @classmethod
     def _rho_range(cls, value):
-        if value is not None and (len(value) == 0 or min(value) < 0 or max(value) > 1):
+        if value is not None and (len(value) == 0 or not all(0 <= v <= 1 for v in value)):
+            # `0 <= v <= 1` is False for NaN, so NaN is rejected too.
             raise ValueError("must be a non-empty list of values in [0, 1], one per layer")
         return value
+
+    @model_validator(mode="after")
+    def _enough_subcarriers(self):
+        # Every selected expert's link needs its own subcarrier in each phase (MODEL.md, P2).
+        most = max(self.max_experts, self.top_k or 0, 2 if "top_2" in self.schemes else 1)
+        if self.channel.num_subcarriers < most:
+            raise ValueError(
+                f"channel.num_subcarriers = {self.channel.num_subcarriers} is fewer than the "
+                f"{most} experts a scheme may select (max_experts, top_k, top_2); each selected "
+                "expert's link needs its own subcarrier")
+        return self
 
     @model_validator(mode="after")
     def _layerwise_needs_vector(self):

@@ -362,7 +362,14 @@ def _run(config, model, point_seed):
     x, y = x_test[index], np.asarray(y_test)[index]
 
     channel_cfg = _channel_config(config, num_layers)
-    channel_key = config.channel.model_dump(mode="json")
+    # The draw depends on what shapes geometry and fading only: points that differ in transmit
+    # power, noise or CSI quality see the same channels (common random numbers); the LS noise
+    # is drawn after the channel. Outdated CSI draws extra earlier rounds, so its delay counts.
+    channel_key = config.channel.model_dump(mode="json", exclude={
+        "tx_power_dbm", "noise_figure_db", "noise_psd_dbm_hz", "csi", "csi_pilot_snr_gain_db",
+        "csi_delay_rounds"})
+    if config.channel.csi == "outdated":
+        channel_key["csi_delay_rounds"] = config.channel.csi_delay_rounds
     with clock("phy"):
         links = sample_links(channel_cfg, batch_size=num_tokens, num_links=num_experts,
                              seed=derive_seed(config.seed, "channel", channel_key, moe_key,
@@ -386,8 +393,10 @@ def _run(config, model, point_seed):
                             max_retransmissions=phy.max_retransmissions,
                             bler_target=phy.bler_target, mcs_table=phy.mcs_table)
     round_links = [_one_round(links, layer) for layer in range(num_layers)]
+    # Drop and corrupt see the same link outcomes (on_failure only changes what is done with
+    # a failed block); power and CSI enter the outcomes through the SNRs, not the seed.
     link_seed = derive_seed(config.seed, "link", channel_key, moe_key, num_tokens,
-                            phy.model_dump(mode="json"), bits_per_value)
+                            phy.model_dump(mode="json", exclude={"on_failure"}), bits_per_value)
 
     decision_key = config.model_dump(mode="json", exclude={"phy", "execution", "schemes"})
     decision_key["moe"].pop("cache_dir")
@@ -413,7 +422,9 @@ def _run_scheme(scheme, config, model, clock, hidden, labels, round_links, rate_
     from dmoe.scheduler import JointProblem
 
     num_tokens, num_layers, num_experts = len(labels), model.num_layers, model.num_experts
-    corrupt = config.phy.on_failure == "corrupt"
+    trace = getattr(model, "kind", "keras") == "trace"
+    # A gate trace has no activations to corrupt: its failures are always drops (docs/cosim.md).
+    corrupt = config.phy.on_failure == "corrupt" and not trace
     seconds_before = dict(clock.seconds)
     d = min(config.max_experts, num_experts)
     sums = {name: 0.0 for name in (
@@ -422,7 +433,6 @@ def _run_scheme(scheme, config, model, clock, hidden, labels, round_links, rate_
         "transmitted", "block_errors", "residual_errors", "bit_errors", "bits",
         "retransmissions", "requirement_met", "relevance_kept", "arrived_relevance",
         "agreement", "jaccard", "solver_time", "trace_mass")}
-    trace = getattr(model, "kind", "keras") == "trace"
     nodes, iterations = [], []
     for layer in range(num_layers):
         with clock("moe"):

@@ -178,6 +178,11 @@ def expand_study(raw, axes=None):
     """
     if axes is None:
         axes = _find_axes(raw, StudyConfig, "")
+    for dotted, values in axes.items():
+        # A repeated value would make two identical points (same id, rows stored twice).
+        seen = [json.dumps(value, sort_keys=True) for value in values]
+        if len(set(seen)) != len(seen):
+            raise ValueError(f"config key {dotted!r} lists a value more than once: {list(values)}")
     points = []
     for index, combination in enumerate(itertools.product(*axes.values())):
         concrete = copy.deepcopy(raw)
