@@ -259,19 +259,9 @@ def select_mcs(snr_db, table=1, bler_target=0.1, code_block_size=DEFAULT_CODE_BL
     >>> mcs.tolist()
     [-1, 28]
     """
-    if not 0.0 < bler_target < 1.0:
-        raise ValueError(f"bler_target must be in (0, 1), got {bler_target!r}")
-    info = mcs_table(table)
-    snr_db = np.asarray(snr_db, dtype=np.float64)
-    candidates = info.index[info.has_bler_table]
-    # [num_candidates, *shape]
-    blers = bler_awgn(snr_db[None], candidates.reshape((-1,) + (1,) * snr_db.ndim), table,
-                      code_block_size)
-    ok = blers <= bler_target
     # "Highest MCS" is the highest index (spectral efficiency is non-decreasing in the index up
-    # to 0.004 bit/s/Hz at the modulation switches of TS 38.214).
-    last = len(candidates) - 1 - np.argmax(ok[::-1], axis=0)
-    any_ok = ok.any(axis=0)
-    mcs = np.where(any_ok, candidates[last], -1).astype(np.int32)
-    chosen = np.take_along_axis(blers, last[None], axis=0)[0]
-    return mcs, np.where(any_ok, chosen, 1.0)
+    # to 0.004 bit/s/Hz at the modulation switches of TS 38.214). The fast path gives, bit for
+    # bit, what interpolating every candidate's curve at every SNR gives, without the
+    # [num_candidates, *shape] temporaries (docs/scaling.md; tests/test_scale_mcs_select.py).
+    from ._mcs_fast import select_mcs_fast
+    return select_mcs_fast(snr_db, table, bler_target, code_block_size)

@@ -1,9 +1,9 @@
-r"""Highest-MCS selection without evaluating every BLER curve: the answer of ``select_mcs``, faster.
+r"""Highest-MCS selection without evaluating every BLER curve (the body of ``select_mcs``).
 
-:func:`dmoe.phy._mcs.select_mcs` interpolates all candidate BLER curves at every SNR
-(``[num_candidates, *shape]`` float64 temporaries: 0.9 GB for a 4096-token point of the default
-study) and takes the highest MCS whose BLER meets the target. That is the co-simulation's main
-cost at large batches (``docs/scaling.md``). The same answer needs far less work:
+Choosing the highest MCS whose BLER meets the target by interpolating every candidate's BLER
+curve at every SNR needs ``[num_candidates, *shape]`` float64 temporaries (0.9 GB for a
+4096-token point of the default study) and was the co-simulation's main cost at large batches
+(``docs/scaling.md``). The same answer needs far less work:
 
 An SNR falls in one segment ``[grid[l], grid[l + 1]]`` of the table's SNR grid, where each BLER
 is the same linear interpolation ``c[l] * (1 - frac) + c[l + 1] * frac``. Per segment, every
@@ -12,8 +12,8 @@ candidate is classified once: *always* meets the target there (both ends below
 ends above ``target + 1e-9``), or *depends*. The chosen MCS is the highest of the segment's
 highest "always" candidate and the "depends" candidates above it (usually none to three) whose
 interpolated BLER, computed with exactly ``bler_awgn``'s float64 operations, meets the target.
-So the result is identical, bit for bit, to ``select_mcs`` (``tests/test_scale_mcs_select.py``
-checks it against ``select_mcs`` itself, ties at table values included).
+So the result is identical, bit for bit, to that brute force (``tests/test_scale_mcs_select.py``
+checks it against ``bler_awgn`` of every MCS, ties at table values included).
 """
 
 import functools
