@@ -18,8 +18,8 @@ by wrapping ``dmoe.phy.sample_links`` and ``Links.rate``); ``other`` is the rest
 token draw, metrics). Nothing here pins a device: on a machine with a GPU, TensorFlow uses it and
 the report says so. Writes ``benchmarks/results/scaling.json`` and ``scaling.md``.
 
-    python benchmarks/bench_scaling.py                 # default, < 10 min on 2 cores
-    python benchmarks/bench_scaling.py --quick         # smoke run, ~1 min
+    python benchmarks/bench_scaling.py                 # default: 40 s to 3 min on 2 cores
+    python benchmarks/bench_scaling.py --quick         # smoke run, under a minute
 """
 
 import argparse
