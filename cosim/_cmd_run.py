@@ -1,5 +1,6 @@
 """``dmoe run [CONFIG] --out DIR``: run a study (or the shipped default) and draw its figures."""
 
+import sys
 from pathlib import Path
 
 __all__ = ["add_arguments", "run"]
@@ -59,7 +60,12 @@ def run(args):
     executor = _executor(args)       # ValueError on settings of another executor
     print(f"dmoe run: {study.source}: {len(study.points)} point(s) x "
           f"{len(study.points[0].config.schemes)} scheme(s) -> {out} ({executor.name})")
-    summary = run_study(study, out, executor=executor, progress=not args.quiet)
+    from dmoe.cosim.executors import PointsFailed
+    try:
+        summary = run_study(study, out, executor=executor, progress=not args.quiet)
+    except PointsFailed as error:  # the other points are stored; a rerun runs the missing ones
+        print(f"dmoe run: {error}", file=sys.stderr)
+        return 1
     print(f"dmoe run: {summary.points_run} point(s) run, {summary.points_skipped} already done, "
           f"{summary.wall_time_s:.1f} s; results: {summary.results_path}")
     _print_summary(out)
