@@ -54,25 +54,11 @@ def _segments(table, bler_target, code_block_size):
 
 
 def select_mcs_fast(snr_db, table=1, bler_target=0.1, code_block_size=DEFAULT_CODE_BLOCK_SIZE):
-    r"""Highest MCS whose AWGN BLER at ``snr_db`` is at most ``bler_target`` (as ``select_mcs``).
+    r"""Highest MCS whose AWGN BLER at ``snr_db`` is at most ``bler_target``.
 
-    Parameters
-    ----------
-    snr_db : array_like, float
-        SNR in dB (any shape).
-    table : int
-        TS 38.214 PDSCH MCS table, 1 or 2.
-    bler_target : float
-        In (0, 1).
-    code_block_size : int
-        Code block size in bits of the BLER look-up.
-
-    Output
-    ------
-    mcs : array, int32, shape of ``snr_db``
-        Chosen MCS index, -1 where no MCS meets the target.
-    bler : array, float64, shape of ``snr_db``
-        BLER of the chosen MCS (1.0 where none).
+    The same contract (parameters, outputs, -1 where no MCS qualifies) as
+    :func:`dmoe.phy._mcs.select_mcs`, which calls it; bit-for-bit the same choice as evaluating
+    every BLER curve, from precomputed per-segment candidate classes.
 
     Example
     -------
