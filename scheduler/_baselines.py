@@ -10,14 +10,9 @@ import time
 
 import numpy as np
 
-from ._problem import SelectionProblem, _finish
+from ._problem import SelectionProblem, _check_problem, _finish
 
 __all__ = ["top_k", "channel_only", "random_selection", "weighted_sum", "wlr"]
-
-
-def _check_problem(problem):
-    if not isinstance(problem, SelectionProblem):
-        raise TypeError(f"problem must be a SelectionProblem, got {type(problem).__name__}")
 
 
 def _take_in_order(problem, order):

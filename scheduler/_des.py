@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ._problem import STATUS_INFEASIBLE, STATUS_OPTIMAL, SelectionProblem, _finish
+from ._problem import STATUS_INFEASIBLE, STATUS_OPTIMAL, _check_problem, _finish
 
 __all__ = ["des"]
 
@@ -66,8 +66,7 @@ def des(problem):
     ((1000, 32), True)
     """
     start_time = time.perf_counter()
-    if not isinstance(problem, SelectionProblem):
-        raise TypeError(f"problem must be a SelectionProblem, got {type(problem).__name__}")
+    _check_problem(problem)
     relevance, cost, requirement, tolerance = problem._flat()
     num_instances, num_experts = relevance.shape
     max_experts = problem.effective_max_experts

@@ -293,3 +293,9 @@ def _finish(problem, selected, status, nodes, start_time, method, exact):
         solve_time_s=time.perf_counter() - start_time,
         method=method,
     )
+
+
+def _check_problem(problem):
+    """Raise ``TypeError`` unless ``problem`` is a :class:`SelectionProblem` (every solver's first step)."""
+    if not isinstance(problem, SelectionProblem):
+        raise TypeError(f"problem must be a SelectionProblem, got {type(problem).__name__}")

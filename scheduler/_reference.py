@@ -13,7 +13,7 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array
 
-from ._problem import STATUS_INFEASIBLE, STATUS_NODE_LIMIT, STATUS_OPTIMAL, SelectionProblem, _finish
+from ._problem import STATUS_INFEASIBLE, STATUS_NODE_LIMIT, STATUS_OPTIMAL, SelectionProblem, _check_problem, _finish
 
 __all__ = ["brute_force", "milp_reference"]
 
@@ -56,8 +56,7 @@ def brute_force(problem):
     4.0
     """
     start_time = time.perf_counter()
-    if not isinstance(problem, SelectionProblem):
-        raise TypeError(f"problem must be a SelectionProblem, got {type(problem).__name__}")
+    _check_problem(problem)
     relevance, cost, requirement, tolerance = problem._flat()
     num_instances, num_experts = relevance.shape
     max_experts = problem.effective_max_experts
@@ -115,8 +114,7 @@ def milp_reference(problem, *, time_limit_s=None):
     4.0
     """
     start_time = time.perf_counter()
-    if not isinstance(problem, SelectionProblem):
-        raise TypeError(f"problem must be a SelectionProblem, got {type(problem).__name__}")
+    _check_problem(problem)
     relevance, cost, requirement, tolerance = problem._flat()
     num_instances, num_experts = relevance.shape
     max_experts = problem.effective_max_experts
