@@ -29,6 +29,7 @@ set to a directory, only the first attempt dies (a marker file in that directory
 so a retry succeeds; without it every attempt dies.
 """
 
+import itertools
 import os
 import traceback
 from concurrent.futures import FIRST_COMPLETED, wait
@@ -143,8 +144,14 @@ def _process_initializer(gpu_queue, threads):
     _prepare_worker_environment(gpu, threads)
 
 
-def _call_point(function, item, fault):
-    """What a worker runs for one item: the fault hook, then ``function(item)``."""
+def _call_point(function, item, fault, started=None):
+    """What a worker runs for one item: the fault hook, then ``function(item)``.
+
+    ``started`` is a file the worker creates first (synchronously, so it exists even if the
+    worker dies a moment later): the driver charges an attempt only to points that started.
+    """
+    if started is not None:
+        os.close(os.open(started, os.O_CREAT | os.O_WRONLY))
     _inject_fault(item, fault)
     return function(item)
 
@@ -221,55 +228,85 @@ class ProcessExecutor(Executor):
                                    initargs=(gpu_queue, self.threads_per_worker))
 
     def map(self, function, items):
+        import shutil
+        import tempfile
         items = list(items)
         fault = _fault_spec()
         attempts = [0] * len(items)
         waiting = list(range(len(items)))
         failures = []
         completed = 0
-        while waiting:
-            pool = self._pool(len(waiting))
-            clean_exit = False
-            try:
-                futures = {}
-                for index in waiting:
-                    attempts[index] += 1
-                    futures[pool.submit(_call_point, function, items[index], fault)] = index
-                waiting = []
-                pending = set(futures)
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        index = futures[future]
-                        try:
-                            result = future.result()
-                        except BrokenProcessPool:
-                            if attempts[index] <= self.max_retries:
-                                waiting.append(index)
-                            else:
-                                failures.append(PointFailure(items[index], attempts[index],
-                                                             _DIED))
-                            continue
-                        except Exception as error:  # the point function raised: not retried
-                            failures.append(PointFailure(items[index], attempts[index],
-                                                         _describe(error)))
-                            continue
-                        completed += 1
-                        yield items[index], result
-                clean_exit = True
-            finally:
-                if not clean_exit:
-                    # Interrupted (Ctrl-C, or the caller stopped iterating): stop the points
-                    # still running instead of waiting for them; they are not stored.
-                    for process in list((getattr(pool, "_processes", None) or {}).values()):
-                        process.terminate()
-                pool.shutdown(wait=clean_exit, cancel_futures=True)
-            waiting.sort()
+        markers = Path(tempfile.mkdtemp(prefix="dmoe-started-"))
+        try:
+            for pool_number in itertools.count():
+                if not waiting:
+                    break
+                started = markers / str(pool_number)
+                started.mkdir()
+                result = yield from self._run_pool(function, items, waiting, attempts, fault,
+                                                   started, failures)
+                waiting, finished = result
+                completed += finished
+        finally:
+            shutil.rmtree(markers, ignore_errors=True)
         if failures and not completed and all(f.reason == _DIED for f in failures):
             failures = [PointFailure(f.item, f.attempts, _DIED + _EVERY_WORKER_DIED)
                         for f in failures]
         if failures:
             raise PointsFailed(failures)
+
+    def _run_pool(self, function, items, waiting, attempts, fault, started, failures):
+        """One pool over ``waiting``: yields finished points; returns (to rerun, finished).
+
+        When the pool breaks (a worker died), every point not finished gets a
+        ``BrokenProcessPool``. Only the points that had started in it (their marker file
+        exists) are charged an attempt; points still queued are resubmitted for free, unless
+        none had started at all (the workers die at start-up: everything is charged, so that
+        the loop ends).
+        """
+        pool = self._pool(len(waiting))
+        clean_exit = False
+        broken, again, finished = [], [], 0
+        try:
+            futures = {}
+            for index in waiting:
+                attempts[index] += 1
+                futures[pool.submit(_call_point, function, items[index], fault,
+                                    str(started / str(index)))] = index
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = futures[future]
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        broken.append(index)
+                        continue
+                    except Exception as error:  # the point function raised: not retried
+                        failures.append(PointFailure(items[index], attempts[index],
+                                                     _describe(error)))
+                        continue
+                    finished += 1
+                    yield items[index], result
+            clean_exit = True
+        finally:
+            if not clean_exit:
+                # Interrupted (Ctrl-C, or the caller stopped iterating): stop the points
+                # still running instead of waiting for them; they are not stored.
+                for process in list((getattr(pool, "_processes", None) or {}).values()):
+                    process.terminate()
+            pool.shutdown(wait=clean_exit, cancel_futures=True)
+        ran = {index for index in broken if (started / str(index)).exists()}
+        for index in broken:
+            if ran and index not in ran:
+                attempts[index] -= 1  # never started: this pool's break is not its fault
+                again.append(index)
+            elif attempts[index] <= self.max_retries:
+                again.append(index)
+            else:
+                failures.append(PointFailure(items[index], attempts[index], _DIED))
+        return sorted(again), finished
 
 
 class RayExecutor(Executor):

@@ -109,6 +109,20 @@ def test_process_executor_reports_points_it_cannot_finish_and_keeps_the_rest(mon
     assert again == {item: abs(item) for item in failed}
 
 
+def test_process_executor_charges_only_the_point_whose_worker_died(monkeypatch):
+    # One worker runs the items in order and dies on -3 at every attempt; the items queued
+    # behind it never started, so the broken pools are not charged to them: with
+    # max_retries=1 only -3 is reported (after exactly 2 attempts), every other item finishes.
+    monkeypatch.setenv("DMOE_FAULT_KILL_POINT", "-3")
+    monkeypatch.delenv("DMOE_FAULT_ONCE_DIR", raising=False)
+    got = {}
+    with _time_limit(120), pytest.raises(PointsFailed) as info:
+        for item, result in ProcessExecutor(workers=1, max_retries=1).map(abs, ITEMS):
+            got[item] = result
+    assert [(f.item, f.attempts) for f in info.value.failures] == [(-3, 2)]
+    assert got == {item: abs(item) for item in ITEMS if item != -3}
+
+
 def test_process_executor_reports_exceptions_without_retrying():
     got = {}
     with _time_limit(120), pytest.raises(PointsFailed) as info:
