@@ -1,11 +1,14 @@
 """Layer-by-layer interface of a trained MoE: the object the co-simulation drives.
 
-Numpy in, numpy out (tf tensors are accepted too); every computation runs in graph mode
-(``tf.function`` with a batch-agnostic signature, traced once per layer).
+Numpy in, numpy out (tf tensors are accepted too). The TensorFlow computations run in the mode of
+:attr:`MoEModel.execution`: eager, graph (``tf.function`` with a batch-agnostic signature, traced
+once per layer; the default) or XLA (``jit_compile=True``). Everything else (selection rules,
+quantisation) is numpy and identical in every mode.
 """
 
 import os
 import tempfile
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -13,12 +16,24 @@ import keras
 
 from dmoe.moe import quantize as _quantize
 from dmoe.moe._data import load_task_data
+from dmoe.moe._execution import DEFAULT_EXECUTION, EXECUTION_MODES, check_execution
 from dmoe.moe.config import MoEConfig
-from dmoe.moe.network import MoENetwork, renormalised_weights, topk_mask
+from dmoe.moe.network import MoENetwork, renormalised_weights
 
-__all__ = ["MoEModel", "SELECTIONS"]
+__all__ = ["MoEModel", "SELECTIONS", "EXECUTION_MODES"]
 
 SELECTIONS = ("top_k", "bottom_k", "least_relevant", "random", "all", "none")
+
+
+@dataclass(frozen=True)
+class _Functions:
+    """The TensorFlow functions of one execution mode (per-layer ones indexed by layer)."""
+
+    embed: object
+    head: object
+    relevance: tuple
+    expert_outputs: tuple
+    combine: tuple
 
 
 class MoEModel:
@@ -36,6 +51,8 @@ class MoEModel:
         Its configuration (task, sizes, seed).
     data : TaskData or None
         Train/test split; regenerated from ``config`` when None.
+    execution : str
+        ``"eager"``, ``"graph"`` (default) or ``"xla"``; see :attr:`execution`.
 
     Attributes
     ----------
@@ -48,6 +65,8 @@ class MoEModel:
     num_classes : int
     config : MoEConfig
     network : MoENetwork
+    execution : str
+        Settable: how the TensorFlow functions run (one of :data:`EXECUTION_MODES`).
 
     Example
     -------
@@ -62,7 +81,7 @@ class MoEModel:
 
     kind = "keras"
 
-    def __init__(self, network, config, data=None):
+    def __init__(self, network, config, data=None, execution=DEFAULT_EXECUTION):
         if not isinstance(network, MoENetwork):
             raise TypeError(f"network must be a MoENetwork, got {type(network).__name__}")
         if not isinstance(config, MoEConfig):
@@ -75,30 +94,65 @@ class MoEModel:
         self.width = network.width
         self.num_classes = network.num_classes
         self.num_features = network.num_features
-        self._build_functions()
+        self.execution = execution
+        self._compiled = {}
 
-    # ----------------------------------------------------------------- graph-mode functions
-    def _build_functions(self):
+    # ------------------------------------------------------------- compiled functions
+    @property
+    def execution(self):
+        """How the TensorFlow functions run: ``"eager"``, ``"graph"`` (default) or ``"xla"``.
+
+        ``eager`` calls the Keras layers as plain Python; ``graph`` runs each function as a
+        ``tf.function`` with a batch-agnostic input signature (traced once); ``xla`` adds
+        ``jit_compile=True`` (XLA compiles once per batch size it meets). The functions of a
+        mode are built the first time the mode is used and kept, so switching back and forth
+        costs no retracing. Outputs agree across modes to float32 rounding (``docs/moe.md``).
+        Setting any other value raises ``ValueError``.
+        """
+        return self._execution
+
+    @execution.setter
+    def execution(self, execution):
+        self._execution = check_execution(execution)
+
+    def _functions(self):
+        """The functions of the current mode (built on first use, then cached)."""
+        mode = self._execution
+        if mode not in self._compiled:
+            self._compiled[mode] = self._build_functions(mode)
+        return self._compiled[mode]
+
+    def _build_functions(self, mode):
         net, width, k = self.network, self.width, self.num_experts
         f32 = tf.float32
         hidden_spec = tf.TensorSpec([None, width], f32)
-        self._embed_fn = tf.function(net.embed, input_signature=[tf.TensorSpec([None, self.num_features], f32)])
-        self._head_fn = tf.function(net.head, input_signature=[hidden_spec])
-        self._relevance_fns, self._expert_fns, self._combine_fns = [], [], []
-        for layer in net.moe_layers:
-            self._relevance_fns.append(tf.function(layer.relevance, input_signature=[hidden_spec]))
-            self._expert_fns.append(tf.function(layer.expert_outputs, input_signature=[hidden_spec]))
 
-            def combine(hidden, outputs, selected, weights, use_relevance, layer=layer):
+        def compiled(function, signature):
+            if mode == "eager":
+                return function
+            # jit_compile=None (not False) for graph: exactly the tf.function used before modes.
+            return tf.function(function, input_signature=signature,
+                               jit_compile=True if mode == "xla" else None)
+
+        def combine_of(layer):
+            def combine(hidden, outputs, selected, weights, use_relevance):
                 relevance = tf.cond(use_relevance, lambda: layer.relevance(hidden),
                                     lambda: tf.zeros_like(weights))
                 weights = tf.where(use_relevance, renormalised_weights(relevance, selected),
                                    tf.where(selected, weights, tf.zeros_like(weights)))
                 return layer.combine(hidden, outputs, weights)
+            return combine
 
-            self._combine_fns.append(tf.function(combine, input_signature=[
-                hidden_spec, tf.TensorSpec([None, k, width], f32), tf.TensorSpec([None, k], tf.bool),
-                tf.TensorSpec([None, k], f32), tf.TensorSpec([], tf.bool)]))
+        combine_spec = [hidden_spec, tf.TensorSpec([None, k, width], f32),
+                        tf.TensorSpec([None, k], tf.bool), tf.TensorSpec([None, k], f32),
+                        tf.TensorSpec([], tf.bool)]
+        return _Functions(
+            embed=compiled(net.embed, [tf.TensorSpec([None, self.num_features], f32)]),
+            head=compiled(net.head, [hidden_spec]),
+            relevance=tuple(compiled(layer.relevance, [hidden_spec]) for layer in net.moe_layers),
+            expert_outputs=tuple(compiled(layer.expert_outputs, [hidden_spec])
+                                 for layer in net.moe_layers),
+            combine=tuple(compiled(combine_of(layer), combine_spec) for layer in net.moe_layers))
 
     # ----------------------------------------------------------------------- validation
     def _layer(self, layer):
@@ -160,7 +214,7 @@ class MoEModel:
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.num_features:
             raise ValueError(f"x must have shape [batch, {self.num_features}], got {x.shape}")
-        return self._embed_fn(x).numpy()
+        return self._functions().embed(x).numpy()
 
     def relevance(self, layer, hidden):
         """Gate relevance scores g (softmax of the router logits).
@@ -175,7 +229,7 @@ class MoEModel:
         relevance : [batch, K], float32, rows sum to 1
         """
         layer = self._layer(layer)
-        return self._relevance_fns[layer](self._hidden(hidden)).numpy()
+        return self._functions().relevance[layer](self._hidden(hidden)).numpy()
 
     def expert_outputs(self, layer, hidden):
         """Every expert's FFN output for every token (what node k returns).
@@ -190,7 +244,7 @@ class MoEModel:
         outputs : [batch, K, width], float32
         """
         layer = self._layer(layer)
-        return self._expert_fns[layer](self._hidden(hidden)).numpy()
+        return self._functions().expert_outputs[layer](self._hidden(hidden)).numpy()
 
     def combine(self, layer, hidden, expert_outputs, selected, weights=None):
         r"""Next hidden state from the experts' returns: ``h + sum_k w_k f_k`` (MODEL.md step 7).
@@ -230,8 +284,8 @@ class MoEModel:
                                  f"got {weights.shape}")
         # Unselected experts' returns may hold anything (NaN from a dropped link): zero them.
         outputs = np.where(selected[:, :, None], outputs, 0.0).astype(np.float32)
-        return self._combine_fns[layer](hidden, outputs, selected, weights,
-                                        tf.constant(use_relevance)).numpy()
+        return self._functions().combine[layer](hidden, outputs, selected, weights,
+                                                tf.constant(use_relevance)).numpy()
 
     def apply_layer(self, layer, hidden, selected, weights=None):
         """One MoE layer with the experts in ``selected``: ``combine(expert_outputs(...))``.
@@ -260,7 +314,7 @@ class MoEModel:
         ------
         logits : [batch, num_classes], float32
         """
-        return self._head_fn(self._hidden(hidden)).numpy()
+        return self._functions().head(self._hidden(hidden)).numpy()
 
     def select(self, relevance, selection="top_k", k=2, rng=None):
         """Expert mask of a named rule.
@@ -277,6 +331,8 @@ class MoEModel:
         Output
         ------
         selected : [batch, K], bool
+            Ties go to the lower expert index (as ``tf.math.top_k``). Plain numpy, the same in
+            every execution mode.
         """
         relevance = np.asarray(relevance, dtype=np.float32)
         if selection not in SELECTIONS:
@@ -294,7 +350,11 @@ class MoEModel:
             scores = rng.random(relevance.shape)
         else:
             scores = relevance if selection == "top_k" else -relevance
-        return topk_mask(tf.constant(scores, tf.float32), int(k)).numpy()
+        # Stable sort: among equal scores the lower index comes first, as in tf.math.top_k.
+        order = np.argsort(-np.asarray(scores, np.float32), axis=1, kind="stable")[:, :int(k)]
+        selected = np.zeros((batch, self.num_experts), bool)
+        np.put_along_axis(selected, order, True, axis=1)
+        return selected
 
     def accuracy(self, x, y, selection="top_k", k=2, seed=0):
         """Task accuracy of a whole pass with one selection rule at every layer.

@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from dmoe.moe import quantize as _quantize
+from dmoe.moe._execution import DEFAULT_EXECUTION, check_execution
 from dmoe.moe.config import MoEConfig
 
 __all__ = ["TraceMoE", "record_trace", "load_trace"]
@@ -103,11 +104,17 @@ class TraceMoE:
     ``config.trace_width`` (the traced model's d_model), and ``to_bits`` / ``from_bits`` quantise any
     ``[batch, trace_width]`` array, e.g. random stand-in activations.
 
+    Everything here is numpy: the settable :attr:`execution` property (``"eager"``, ``"graph"``,
+    ``"xla"``) exists so that a trace drops in wherever a :class:`MoEModel` does; it is validated
+    and recorded but has **no effect** on what a trace computes.
+
     Parameters
     ----------
     gates : [tokens, layers, experts], float32
     config : MoEConfig
         ``task="trace"``.
+    execution : str
+        ``"eager"``, ``"graph"`` (default) or ``"xla"``; validated, no effect.
 
     Example
     -------
@@ -118,7 +125,7 @@ class TraceMoE:
 
     kind = "trace"
 
-    def __init__(self, gates, config):
+    def __init__(self, gates, config, execution=DEFAULT_EXECUTION):
         gates = np.asarray(gates, dtype=np.float32)
         if gates.ndim != 3:
             raise ValueError(f"gates must have shape [tokens, layers, experts], got {gates.shape}")
@@ -126,6 +133,17 @@ class TraceMoE:
         self.config = config
         self.num_tokens, self.num_layers, self.num_experts = gates.shape
         self.width = config.trace_width
+        self.execution = execution
+
+    @property
+    def execution(self):
+        """``"eager"``, ``"graph"`` or ``"xla"``, as :attr:`MoEModel.execution`; no effect on a
+        trace (numpy only). Setting any other value raises ``ValueError``."""
+        return self._execution
+
+    @execution.setter
+    def execution(self, execution):
+        self._execution = check_execution(execution)
 
     @classmethod
     def from_config(cls, config):
