@@ -125,45 +125,76 @@ def _evaluate_dual(lam, g_t, c_t, allowed_t, fewest, slots):
 def _dual_lp(g, c, need, fewest, slots, allowed):
     r"""LP optimum of ``min c.x, g.x >= need, fewest <= 1.x <= slots, 0 <= x <= 1`` over ``allowed``.
 
-    Maximises the Lagrangian dual ``h(lam) = lam need - max_T sum_T (lam g_j - c_j)`` by
-    Kelley's cutting planes to convergence (``docs/scheduler.md``, "Bound"). Requires a feasible
-    LP (the ``slots`` most relevant allowed experts reach ``need``) and ``need > 0``.
+    Maximises the Lagrangian dual ``h(lam) = lam need - max_T sum_T (lam g_j - c_j)`` to
+    convergence with :func:`_kelley` (``docs/scheduler.md``, "Bound"), from the tangents at
+    ``lam = 0`` and ``lam -> inf``. Requires a feasible LP (``need > 0``, ``fewest <= slots``,
+    at least ``fewest`` allowed experts, and the ``slots`` most relevant allowed experts reach
+    ``need``).
 
     Input: ``g, c [n, K]``, ``need [n]``, ``fewest, slots [n]`` int, ``allowed [n, K]`` bool.
     Output: ``value [n]`` (the LP optimum), ``lam [n]`` (a maximiser).
     """
     n = g.shape[0]
-    zero = np.zeros(n)
     g_t, c_t, allowed_t = g.T.copy(), c.T.copy(), allowed.T.copy()
-    g_lo, c_lo = _evaluate_dual(zero, g_t, c_t, allowed_t, fewest, slots)
+    g_lo, c_lo = _evaluate_dual(np.zeros(n), g_t, c_t, allowed_t, fewest, slots)
+    # Tangent at lam -> inf: the allowed experts with g > 0 by decreasing relevance (ties:
+    # cheaper), at most `slots` of them, topped up to `fewest` with the cheapest allowed others
+    # (g = 0). Disallowed experts sort last and are never counted.
     by_relevance = np.lexsort((c, -np.where(allowed, g, -np.inf)), axis=1)
-    first = np.arange(g.shape[1])[None, :] < slots[:, None]
+    count = np.clip(np.count_nonzero(allowed & (g > 0), axis=1), fewest, slots)
+    first = np.arange(g.shape[1])[None, :] < count[:, None]
     g_hi = np.where(first, _gather(g, by_relevance), 0.0).sum(axis=1)
     c_hi = np.where(first, _gather(c, by_relevance), 0.0).sum(axis=1)
-    slope_lo, icpt_lo = need - g_lo, c_lo
-    slope_hi, icpt_hi = need - g_hi, c_hi
-    value = icpt_lo.copy()                    # h(0)
-    lam_best = zero.copy()
-    pending = np.flatnonzero(slope_lo > 0)
     scale = _PRUNE_RTOL * np.maximum(np.abs(c).sum(axis=1), np.finfo(float).tiny)
+    # g_hi >= need (a feasible LP); the clamp only removes rounding when they are equal, so
+    # that the two lines always cross.
+    return _kelley(g_t, c_t, allowed_t, need, fewest, slots,
+                   (need - g_lo, c_lo, np.minimum(need - g_hi, 0.0), c_hi), scale)
+
+
+def _kelley(g_t, c_t, allowed_t, need, fewest, slots, lines, scale, cutoff=None):
+    """Kelley's cutting-plane search for ``max h`` of :func:`_evaluate_dual`'s dual function.
+
+    ``lines = (slope_lo, icpt_lo, slope_hi, icpt_hi)`` are two lines ``lam slope + icpt`` of
+    sets T feasible for the inner maximum (so both lie above ``h``), with ``slope_lo > 0 >=
+    slope_hi`` and the first the tangent at ``lam = 0`` (``icpt_lo = h(0)``); arrays are
+    ``[n]``, and ``[K, n]`` for ``g_t, c_t, allowed_t``. Each step evaluates ``h`` where the
+    two lines cross and replaces the line on the side of the new slope. An instance stops when
+    ``h`` meets the crossing within ``scale [n]`` or has slope 0 (the LP optimum is reached),
+    and, with ``cutoff [n]``, as soon as the crossing falls below the cutoff or a value reaches
+    it (the comparison with the cutoff is decided).
+
+    Output: ``value [n]`` the best ``h(lam)`` found (a valid lower bound; the LP optimum
+    without ``cutoff``, and ``value >= cutoff`` exactly when the LP optimum reaches it) and
+    ``lam [n]`` where it was found.
+    """
+    slope_lo, icpt_lo, slope_hi, icpt_hi = (np.array(x, dtype=float) for x in lines)
+    value = icpt_lo.copy()                                  # h(0)
+    lam_best = np.zeros(value.size)
+    pending = np.flatnonzero(slope_lo > 0)
     for _ in range(_MAX_DUAL_ITERATIONS):
         if not pending.size:
             break
         p = pending
         lam = np.maximum((icpt_hi[p] - icpt_lo[p]) / (slope_lo[p] - slope_hi[p]), 0.0)
-        upper = icpt_lo[p] + lam * slope_lo[p]
+        upper = icpt_lo[p] + lam * slope_lo[p]              # bounds max h from above
+        if cutoff is not None:
+            open_ = upper >= cutoff[p]                      # else: LP optimum below cutoff
+            p, lam, upper = p[open_], lam[open_], upper[open_]
         g_new, c_new = _evaluate_dual(lam, g_t[:, p], c_t[:, p], allowed_t[:, p], fewest[p],
                                       slots[p])
-        slope, icpt = need[p] - g_new, c_new
-        lower = icpt + lam * slope
+        slope = need[p] - g_new
+        lower = c_new + lam * slope                         # h(lam), a valid lower bound
         improve = lower > value[p]
         value[p[improve]] = lower[improve]
         lam_best[p[improve]] = lam[improve]
         go_on = (lower < upper - scale[p]) & (slope != 0)
+        if cutoff is not None:
+            go_on &= lower < cutoff[p]
         up = go_on & (slope > 0)
         down = go_on & (slope < 0)
-        slope_lo[p[up]], icpt_lo[p[up]] = slope[up], icpt[up]
-        slope_hi[p[down]], icpt_hi[p[down]] = slope[down], icpt[down]
+        slope_lo[p[up]], icpt_lo[p[up]] = slope[up], c_new[up]
+        slope_hi[p[down]], icpt_hi[p[down]] = slope[down], c_new[down]
         pending = p[go_on]
     return value, lam_best
 
@@ -219,46 +250,6 @@ def _suffix_tables(values, g, c, valid, depth):
         g_sum[:, m, :] = np.where(chosen, g_sorted, 0.0).sum(axis=2).T
         c_sum[:, m, :] = np.where(chosen, c_sorted, 0.0).sum(axis=2).T
     return g_sum, c_sum
-
-
-def _kelley_below(g_t, c_t, allowed_t, remaining, fewest, slots, taken_cost, cutoff, lines,
-                  scale):
-    """Whether the LP bound lies below ``cutoff`` for each node (True: branch, False: prune).
-
-    ``lines = (slope_lo, icpt_lo, slope_hi, icpt_hi)`` are two tangents of the dual function
-    ``h`` with ``slope_lo > 0 >= slope_hi`` (see :func:`_dual_lp`); arrays are ``[n]``, and
-    ``[K, n]`` for ``g_t, c_t, allowed_t``.
-    """
-    slope_lo, icpt_lo, slope_hi, icpt_hi = (np.array(x, dtype=float) for x in lines)
-    result = np.zeros(remaining.size, dtype=bool)
-    pending = np.arange(remaining.size)
-    for _ in range(_MAX_DUAL_ITERATIONS):
-        if not pending.size:
-            break
-        p = pending
-        lam = np.maximum((icpt_hi[p] - icpt_lo[p]) / (slope_lo[p] - slope_hi[p]), 0.0)
-        upper = taken_cost[p] + icpt_lo[p] + lam * slope_lo[p]
-        # The crossing of the two lines bounds max h from above: below the cutoff, branch.
-        below = upper < cutoff[p]
-        result[p[below]] = True
-        p, lam, upper = p[~below], lam[~below], upper[~below]
-        g_new, c_new = _evaluate_dual(lam, g_t[:, p], c_t[:, p], allowed_t[:, p], fewest[p],
-                                      slots[p])
-        slope, icpt = remaining[p] - g_new, c_new
-        lower = taken_cost[p] + icpt + lam * slope          # h(lam), a valid lower bound
-        prune = lower >= cutoff[p]
-        converged = ~prune & ((lower >= upper - scale[p]) | (slope == 0))
-        result[p[converged]] = True                         # LP optimum = lower < cutoff
-        go_on = ~prune & ~converged
-        up = go_on & (slope > 0)
-        down = go_on & (slope < 0)
-        slope_lo[p[up]], icpt_lo[p[up]] = slope[up], icpt[up]
-        slope_hi[p[down]], icpt_hi[p[down]] = slope[down], icpt[down]
-        pending = p[go_on]
-    result[pending] = True                                  # undecided after the cap: branch
-    return result
-
-
 
 
 class _Block:
@@ -459,11 +450,11 @@ def _lp_bound_below(blk, inst, start, taken_cost, need, slots, fewest, cutoff):
         window_g, window_c = blk.window(ti, ts, slots[kt])
         allowed_t = (blk.positions[:, None] >= ts[None, :]) & (
             blk.positions[:, None] < blk.useful[ti][None, :])
-        keep[kt] = _kelley_below(
+        value, _ = _kelley(
             blk.g_t[:, ti], blk.c_t[:, ti], allowed_t, need[kt], fewest[kt], slots[kt],
-            taken_cost[kt], cutoff[kt],
             (slope_lo[todo], blk.cheap_c[ts, fewest[kt], ti], need[kt] - window_g, window_c),
-            blk.scale[ti])
+            blk.scale[ti], cutoff[kt] - taken_cost[kt])
+        keep[kt] = value < cutoff[kt] - taken_cost[kt]
     return keep
 
 
