@@ -1,7 +1,10 @@
 """Model-specific samplers of per-subcarrier channels (``docs/phy.md``, "Channel models").
 
-Every sampler returns the true channel ``h`` [batch, time, links, subcarriers], complex64,
-including the path-loss amplitude, at ``num_times`` instants ``round_interval_s`` apart.
+Every sampler returns the true channel ``h`` [batch, time, links, subcarriers], complex64
+(``precision="single"``) or complex128 (``"double"``), including the path-loss amplitude, at
+``num_times`` instants ``round_interval_s`` apart. In double precision the Sionna blocks are
+built with ``precision="double"`` (their internal tensors are float64/complex128) and the numpy
+Rayleigh sampler draws float64 normals.
 """
 
 import functools
@@ -16,15 +19,22 @@ from sionna.phy.channel.utils import random_ut_properties, set_3gpp_scenario_par
 
 from .pathloss import pathloss_db, SCENARIO_HEIGHTS_M
 
-__all__ = ["sample_channel", "EXECUTION_MODES"]
+__all__ = ["sample_channel", "EXECUTION_MODES", "PRECISIONS"]
+
+#: Floating-point precision of the channel samplers: name -> (real, complex) numpy dtypes.
+PRECISIONS = ("single", "double")
+_NP_DTYPES = {"single": (np.float32, np.complex64), "double": (np.float64, np.complex128)}
+_TF_REAL = {"single": tf.float32, "double": tf.float64}
 
 
-def _linklevel_amplitude(cfg, distances, los):
-    """Amplitude gain 10**(-PL/20) of the UMi street-canyon formula, [batch, links] float32."""
+def _linklevel_amplitude(cfg, distances, los, precision="single"):
+    """Amplitude gain 10**(-PL/20) of the UMi street-canyon formula, [batch, links], float32
+    (single) or float64 (double)."""
+    real = _NP_DTYPES[precision][0]
     if not cfg.pathloss:
-        return np.ones(distances.shape, np.float32)
+        return np.ones(distances.shape, real)
     return (10.0 ** (-pathloss_db(distances, cfg.carrier_frequency_hz, los, "umi") / 20.0)
-            ).astype(np.float32)
+            ).astype(real)
 
 
 def round_correlation(cfg):
@@ -32,20 +42,21 @@ def round_correlation(cfg):
     return float(scipy.special.j0(2.0 * np.pi * cfg.max_doppler_hz * cfg.round_interval_s))
 
 
-def _rayleigh(cfg, distances, num_times, seed, rng, execution):
+def _rayleigh(cfg, distances, num_times, seed, rng, execution, precision):
     # numpy only: ``execution`` does not apply.
+    real, cplx = _NP_DTYPES[precision]
     batch, links = distances.shape
     shape = (batch, num_times, links, cfg.num_subcarriers)
-    rho = np.float32(round_correlation(cfg))
-    # Pairs of float32 normals viewed as complex64: CN(0, 1) after scaling by 1/sqrt(2).
-    h = rng.standard_normal(shape + (2,), dtype=np.float32).view(np.complex64)[..., 0]
-    h *= np.float32(np.sqrt(0.5))
+    rho = real(round_correlation(cfg))
+    # Pairs of real normals viewed as complex: CN(0, 1) after scaling by 1/sqrt(2).
+    h = rng.standard_normal(shape + (2,), dtype=real).view(cplx)[..., 0]
+    h *= real(np.sqrt(0.5))
     # Gauss-Markov (AR(1)) process: stationary CN(0, 1) with lag-one correlation rho.
-    innovation = np.float32(np.sqrt(max(1.0 - float(rho) ** 2, 0.0)))
+    innovation = real(np.sqrt(max(1.0 - float(rho) ** 2, 0.0)))
     for t in range(1, num_times):
         h[:, t] *= innovation
         h[:, t] += rho * h[:, t - 1]
-    h *= _linklevel_amplitude(cfg, distances, los=False)[:, None, :, None]
+    h *= _linklevel_amplitude(cfg, distances, los=False, precision=precision)[:, None, :, None]
     return h
 
 
@@ -55,20 +66,23 @@ _LOS_PROFILES = ("D", "E")
 
 
 @functools.lru_cache(maxsize=32)
-def _linklevel_model(model, profile, delay_spread_s, carrier_frequency_hz, speed_mps):
+def _linklevel_model(model, profile, delay_spread_s, carrier_frequency_hz, speed_mps,
+                     precision="single"):
     """Sionna TDL/CDL block (cached: building one is costly, calling it is not)."""
     if model == "tdl":
         return TDL(profile, delay_spread_s, carrier_frequency_hz,
-                   min_speed=speed_mps, max_speed=speed_mps)
+                   min_speed=speed_mps, max_speed=speed_mps, precision=precision)
     # Single-element omnidirectional arrays, so that the CDL has unit mean power like TDL.
-    ut = Antenna("single", "V", "omni", carrier_frequency_hz)
-    bs = Antenna("single", "V", "omni", carrier_frequency_hz)
+    ut = Antenna("single", "V", "omni", carrier_frequency_hz, precision=precision)
+    bs = Antenna("single", "V", "omni", carrier_frequency_hz, precision=precision)
     return CDL(profile, delay_spread_s, carrier_frequency_hz, ut, bs, "downlink",
-               min_speed=speed_mps, max_speed=speed_mps)
+               min_speed=speed_mps, max_speed=speed_mps, precision=precision)
 
 
-def _frequencies(cfg):
-    return subcarrier_frequencies(cfg.num_subcarriers, cfg.subcarrier_spacing_hz)
+def _frequencies(cfg, precision="single"):
+    """Subcarrier frequencies [N], tf.float32 (single) or tf.float64 (double)."""
+    return subcarrier_frequencies(cfg.num_subcarriers, cfg.subcarrier_spacing_hz,
+                                  precision=precision)
 
 
 def _to_links(h_f, batch, links):
@@ -78,29 +92,32 @@ def _to_links(h_f, batch, links):
 
 
 def _tdl_cdl_response(channel, batch_size, num_times, sampling_frequency, frequencies):
-    """Sionna TDL/CDL -> OFDM channel, [batch_size, 1, 1, 1, 1, num_times, N] complex64."""
+    """Sionna TDL/CDL -> OFDM channel, [batch_size, 1, 1, 1, 1, num_times, N], complex64 or
+    complex128 (the channel block's precision)."""
     a, tau = channel(batch_size, num_times, sampling_frequency)
     return cir_to_ofdm_channel(frequencies, a, tau)
 
 
 def _system_level_response(channel, distances, azimuth, h_bs, h_ut, indoor_probability, speed,
                            los, num_times, sampling_frequency, frequencies):
-    """Sionna UMi/UMa/RMa for nodes at ``distances`` [batch, links] (float32, m) and
-    ``azimuth`` (rad) around one BS at (0, 0, h_bs) -> [batch, num_ut, 1, 1, 1, num_times, N].
+    """Sionna UMi/UMa/RMa for nodes at ``distances`` [batch, links] (m) and ``azimuth`` (rad),
+    both float32 (single) or float64 (double, the channel block's precision), around one BS
+    at (0, 0, h_bs) -> [batch, num_ut, 1, 1, 1, num_times, N], complex64 or complex128.
 
     The topology is built here, so that graph/XLA modes compile it with the channel.
     """
     batch, links = distances.shape
+    real = distances.dtype
     ut_loc = tf.stack([distances * tf.cos(azimuth), distances * tf.sin(azimuth),
-                       tf.fill(tf.shape(distances), tf.constant(h_ut, tf.float32))], axis=-1)
-    bs_loc = tf.tile(tf.constant([[[0.0, 0.0, h_bs]]], tf.float32), [batch, 1, 1])
-    bs_orientation = tf.zeros([batch, 1, 3], tf.float32)
+                       tf.fill(tf.shape(distances), tf.constant(h_ut, real))], axis=-1)
+    bs_loc = tf.tile(tf.constant([[[0.0, 0.0, h_bs]]], real), [batch, 1, 1])
+    bs_orientation = tf.zeros([batch, 1, 3], real)
     _, ut_velocity, in_state = random_ut_properties(batch, links, indoor_probability, speed,
-                                                    speed)
+                                                    speed, precision=channel.precision)
     # Upright arrays (zero orientation) at both ends: with single-polarised elements a random
     # UT orientation would add a polarisation-mismatch loss (about 2-4 dB on average) that the
     # TR 38.901 path-loss formulas do not contain.
-    ut_orientation = tf.zeros([batch, links, 3], tf.float32)
+    ut_orientation = tf.zeros([batch, links, 3], real)
     channel.set_topology(ut_loc, bs_loc, ut_orientation, bs_orientation, ut_velocity,
                          in_state, los=los)
     a, tau = channel(num_times, sampling_frequency)
@@ -111,25 +128,28 @@ EXECUTION_MODES = ("eager", "graph", "xla")
 _COMPILED = {}
 
 
-def _executor(function, channel, execution):
-    """``function`` run eagerly, as a ``tf.function`` or XLA-compiled (cached per channel)."""
+def _executor(function, channel, execution, precision):
+    """``function`` run eagerly, as a ``tf.function`` or XLA-compiled (cached per channel,
+    mode and precision)."""
     if execution == "eager":
         return function
-    key = (function, channel, execution)
+    key = (function, channel, execution, precision)
     if key not in _COMPILED:
         _COMPILED[key] = tf.function(function, jit_compile=execution == "xla")
     return _COMPILED[key]
 
 
-def _tdl_cdl(cfg, distances, num_times, seed, rng, execution):
+def _tdl_cdl(cfg, distances, num_times, seed, rng, execution, precision):
     batch, links = distances.shape
     channel = _linklevel_model(cfg.model, cfg.profile, float(cfg.delay_spread_s),
-                               float(cfg.carrier_frequency_hz), float(cfg.speed_mps))
+                               float(cfg.carrier_frequency_hz), float(cfg.speed_mps), precision)
     sionna_config.seed = seed
-    run = _executor(_tdl_cdl_response, channel, execution)
-    h_f = run(channel, batch * links, num_times, 1.0 / cfg.round_interval_s, _frequencies(cfg))
+    run = _executor(_tdl_cdl_response, channel, execution, precision)
+    h_f = run(channel, batch * links, num_times, 1.0 / cfg.round_interval_s,
+              _frequencies(cfg, precision))
     h = _to_links(h_f, batch, links).numpy()
-    h *= _linklevel_amplitude(cfg, distances, los=cfg.profile in _LOS_PROFILES)[:, None, :, None]
+    h *= _linklevel_amplitude(cfg, distances, los=cfg.profile in _LOS_PROFILES,
+                              precision=precision)[:, None, :, None]
     return h
 
 
@@ -137,12 +157,12 @@ _SYSTEM_LEVEL = {"umi": UMi, "uma": UMa, "rma": RMa}
 
 
 @functools.lru_cache(maxsize=32)
-def _system_level_model(model, carrier_frequency_hz, pathloss):
+def _system_level_model(model, carrier_frequency_hz, pathloss, precision="single"):
     """Sionna UMi/UMa/RMa block with single-element omnidirectional arrays."""
-    ut = Antenna("single", "V", "omni", carrier_frequency_hz)
-    bs = Antenna("single", "V", "omni", carrier_frequency_hz)
+    ut = Antenna("single", "V", "omni", carrier_frequency_hz, precision=precision)
+    bs = Antenna("single", "V", "omni", carrier_frequency_hz, precision=precision)
     kwargs = dict(ut_array=ut, bs_array=bs, direction="downlink",
-                  enable_pathloss=pathloss, enable_shadow_fading=pathloss)
+                  enable_pathloss=pathloss, enable_shadow_fading=pathloss, precision=precision)
     if model in ("umi", "uma"):
         kwargs["o2i_model"] = "low"
     return _SYSTEM_LEVEL[model](carrier_frequency_hz, **kwargs)
@@ -154,19 +174,21 @@ def _default_indoor_probability(model):
     return float(set_3gpp_scenario_parameters(model)[5])
 
 
-def _system_level(cfg, distances, num_times, seed, rng, execution):
+def _system_level(cfg, distances, num_times, seed, rng, execution, precision):
     batch, links = distances.shape
-    channel = _system_level_model(cfg.model, float(cfg.carrier_frequency_hz), cfg.pathloss)
+    channel = _system_level_model(cfg.model, float(cfg.carrier_frequency_hz), cfg.pathloss,
+                                  precision)
     h_bs, h_ut = SCENARIO_HEIGHTS_M[cfg.model]
     indoor_probability = cfg.indoor_probability
     if indoor_probability is None:
         indoor_probability = _default_indoor_probability(cfg.model)
     sionna_config.seed = seed
-    azimuth = rng.uniform(0.0, 2.0 * np.pi, size=(batch, links)).astype(np.float32)
-    run = _executor(_system_level_response, channel, execution)
-    h_f = run(channel, tf.constant(distances, tf.float32), tf.constant(azimuth), h_bs, h_ut,
-              float(indoor_probability), float(cfg.speed_mps), cfg.los, num_times,
-              1.0 / cfg.round_interval_s, _frequencies(cfg))
+    real = _NP_DTYPES[precision][0]
+    azimuth = rng.uniform(0.0, 2.0 * np.pi, size=(batch, links)).astype(real)
+    run = _executor(_system_level_response, channel, execution, precision)
+    h_f = run(channel, tf.constant(distances, _TF_REAL[precision]), tf.constant(azimuth), h_bs,
+              h_ut, float(indoor_probability), float(cfg.speed_mps), cfg.los, num_times,
+              1.0 / cfg.round_interval_s, _frequencies(cfg, precision))
     return _system_level_to_links(h_f).numpy()
 
 
@@ -179,7 +201,7 @@ _SAMPLERS = {"rayleigh": _rayleigh, "tdl": _tdl_cdl, "cdl": _tdl_cdl,
              "umi": _system_level, "uma": _system_level, "rma": _system_level}
 
 
-def sample_channel(cfg, distances, num_times, seed, rng, execution="eager"):
+def sample_channel(cfg, distances, num_times, seed, rng, execution="eager", precision="single"):
     """True channel of every link.
 
     Parameters
@@ -196,9 +218,11 @@ def sample_channel(cfg, distances, num_times, seed, rng, execution="eager"):
     execution : str
         ``"eager"``, ``"graph"`` (``tf.function``) or ``"xla"`` (``jit_compile=True``) for
         the Sionna models.
+    precision : str
+        ``"single"`` or ``"double"``: precision of the Sionna blocks and numpy draws.
 
     Output
     ------
-    h : [batch, num_times, links, num_subcarriers], complex64
+    h : [batch, num_times, links, num_subcarriers], complex64 (single) or complex128 (double)
     """
-    return _SAMPLERS[cfg.model](cfg, distances, num_times, seed, rng, execution)
+    return _SAMPLERS[cfg.model](cfg, distances, num_times, seed, rng, execution, precision)

@@ -17,36 +17,53 @@ __all__ = ["Links", "sample_links"]
 _DIRECTIONS = ("dispatch", "return")
 _VIEWS = ("csi", "true")
 _RATE_MODELS = ("shannon", "mcs")
+PRECISIONS = _channels.PRECISIONS
+_COMPLEX_PRECISION = {np.dtype(np.complex64): "single", np.dtype(np.complex128): "double"}
 
 
 def _snr(cfg, h):
-    """Linear SNR P_sc |h|^2 / (N0 df), float32, same shape as ``h``."""
+    """Linear SNR P_sc |h|^2 / (N0 df), same shape as ``h``: float32 for complex64 ``h``,
+    float64 for complex128."""
     # |h|^2 in float32 is exact enough (relative error ~1e-7) and halves the memory traffic.
     gain = np.square(h.real) + np.square(h.imag)
-    gain *= np.float32(cfg.subcarrier_power_w / cfg.noise_power_w)
+    gain *= gain.dtype.type(cfg.subcarrier_power_w / cfg.noise_power_w)
     return gain
 
 
 def _ls_estimate(cfg, h, rng):
-    """LS estimate h + e, e ~ CN(0, N0 df / (P_sc g_pilot)) i.i.d. per resource element."""
+    """LS estimate h + e, e ~ CN(0, N0 df / (P_sc g_pilot)) i.i.d. per resource element,
+    drawn in the precision of ``h`` (complex64 or complex128)."""
     pilot_gain = 10.0 ** (cfg.csi_pilot_snr_gain_db / 10.0)
     error_var = cfg.noise_power_w / (cfg.subcarrier_power_w * pilot_gain)
-    error = rng.standard_normal(h.shape + (2,), dtype=np.float32).view(np.complex64)[..., 0]
-    error *= np.float32(np.sqrt(error_var / 2.0))
+    real = h.real.dtype.type
+    error = rng.standard_normal(h.shape + (2,), dtype=real).view(h.dtype)[..., 0]
+    error *= real(np.sqrt(error_var / 2.0))
     error += h
     return error
 
 
-def _check_channel(name, h, expected_shape=None):
-    """Validated complex64 view of ``h`` (a copy when the dtype differs)."""
+def _channel_dtype(h):
+    """complex128 for complex128/float64 input, complex64 for other numeric input."""
+    if h.dtype in (np.complex128, np.float64):
+        return np.dtype(np.complex128)
+    if h.dtype.kind in "biufc" and h.dtype.itemsize <= 8:
+        return np.dtype(np.complex64)
+    raise ValueError(f"channel arrays must be complex64 or complex128, got dtype {h.dtype}")
+
+
+def _check_channel(name, h, expected_shape=None, dtype=None):
+    """Validated view of ``h`` as ``dtype`` (default: complex64 or complex128, kept from
+    ``h``; a copy when the dtype differs)."""
     h = np.asarray(h)
     if h.ndim != 4:
         raise ValueError(f"{name} must be complex [batch, rounds, links, subcarriers], "
                          f"got shape {h.shape}")
     if expected_shape is not None and h.shape != expected_shape:
         raise ValueError(f"{name} must have shape {expected_shape}, got {h.shape}")
+    if dtype is None:
+        dtype = _channel_dtype(h)
     # A view, so that marking it read-only leaves the caller's array writable.
-    return h.astype(np.complex64, copy=False).view()
+    return h.astype(dtype, copy=False).view()
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,20 +72,22 @@ class Links:
 
     Built by :func:`sample_links` or :meth:`Links.from_channel`; all arrays are read-only
     numpy arrays (equal ones, e.g. the two directions of a reciprocal channel, are shared).
+    The arrays are in one precision (:attr:`precision`): complex64/float32 (``"single"``) or
+    complex128/float64 (``"double"``); rates are float64 in both.
 
     Parameters
     ----------
     config : ChannelConfig
         Configuration the links were drawn with.
-    h_dispatch, h_return : [batch, rounds, links, subcarriers], complex64
+    h_dispatch, h_return : [batch, rounds, links, subcarriers], complex64 or complex128
         True channel incl. path loss / shadowing amplitude, so that
         ``|h|**2 * config.subcarrier_power_w / config.noise_power_w == snr``.
-    snr_dispatch, snr_return : [batch, rounds, links, subcarriers], float32
+    snr_dispatch, snr_return : [batch, rounds, links, subcarriers], float32 or float64
         True linear SNR per subcarrier.
-    csi_snr_dispatch, csi_snr_return : [batch, rounds, links, subcarriers], float32
+    csi_snr_dispatch, csi_snr_return : [batch, rounds, links, subcarriers], float32 or float64
         Linear SNR the scheduler sees (``config.csi``): the true one for ``"perfect"``,
         from an LS estimate for ``"ls"``, ``csi_delay_rounds`` rounds old for ``"outdated"``.
-    distances_m : [batch, links], float32
+    distances_m : [batch, links], float32 or float64
         Coordinator-node distance of every link (2D ground distance for umi/uma/rma).
 
     Example
@@ -94,8 +113,14 @@ class Links:
         """``(batch, rounds, links, subcarriers)``."""
         return self.snr_dispatch.shape
 
+    @property
+    def precision(self):
+        """``"single"`` (complex64/float32 arrays) or ``"double"`` (complex128/float64)."""
+        return _COMPLEX_PRECISION[self.h_dispatch.dtype]
+
     def snr(self, direction="dispatch", view="csi"):
-        """Linear SNR [batch, rounds, links, subcarriers], float32, of one direction and view.
+        """Linear SNR [batch, rounds, links, subcarriers], float32 (single) or float64
+        (double), of one direction and view.
 
         Parameters
         ----------
@@ -152,9 +177,12 @@ class Links:
         config : ChannelConfig
             Supplies the power and noise (``subcarrier_power_w``, ``noise_power_w``).
         h_dispatch : [batch, rounds, links, subcarriers], complex
-            True dispatch channel incl. path loss amplitude.
+            True dispatch channel incl. path loss amplitude. Its dtype sets the precision of
+            the links: complex128 (or float64) is kept as complex128 (``"double"``), other
+            numeric dtypes become complex64 (``"single"``).
         h_return : same shape, complex, or None
-            True return channel; None reuses ``h_dispatch`` (reciprocal channel).
+            True return channel; None reuses ``h_dispatch`` (reciprocal channel). Cast to
+            the dtype of ``h_dispatch``, like the other arrays.
         distances_m : [batch, links], float, or None
             Link distances; None stores NaN.
         csi_h_dispatch, csi_h_return : same shape, complex, or None
@@ -177,21 +205,23 @@ class Links:
             h_return = None
         same_csi = csi_h_return is not None and csi_h_return is csi_h_dispatch
         h_dispatch = _check_channel("h_dispatch", h_dispatch)
-        shape = h_dispatch.shape
+        shape, dtype = h_dispatch.shape, h_dispatch.dtype
+        real = h_dispatch.real.dtype
         if shape[-1] != config.num_subcarriers:
             raise ValueError(f"h_dispatch must have config.num_subcarriers="
                              f"{config.num_subcarriers} subcarriers, got shape {shape}")
-        h_return = h_dispatch if h_return is None else _check_channel("h_return", h_return, shape)
+        h_return = h_dispatch if h_return is None else _check_channel(
+            "h_return", h_return, shape, dtype)
         csi_d = h_dispatch if csi_h_dispatch is None else _check_channel(
-            "csi_h_dispatch", csi_h_dispatch, shape)
+            "csi_h_dispatch", csi_h_dispatch, shape, dtype)
         if same_csi:
             csi_r = csi_d
         else:
             csi_r = h_return if csi_h_return is None else _check_channel(
-                "csi_h_return", csi_h_return, shape)
+                "csi_h_return", csi_h_return, shape, dtype)
         if distances_m is None:
-            distances_m = np.full((shape[0], shape[2]), np.nan, dtype=np.float32)
-        distances_m = np.array(distances_m, dtype=np.float32)
+            distances_m = np.full((shape[0], shape[2]), np.nan, dtype=real)
+        distances_m = np.array(distances_m, dtype=real)
         if distances_m.shape != (shape[0], shape[2]):
             raise ValueError(f"distances_m must have shape [batch, links]={(shape[0], shape[2])}, "
                              f"got {distances_m.shape}")
@@ -220,7 +250,7 @@ def _check_count(name, value):
     return int(value)
 
 
-def sample_links(config, batch_size, num_links, seed=0, execution="eager"):
+def sample_links(config, batch_size, num_links, seed=0, execution="eager", precision="single"):
     r"""Draw the dispatch and return links of ``num_links`` expert nodes.
 
     The true channel is reciprocal (TDD): dispatch and return share one draw of the
@@ -242,11 +272,18 @@ def sample_links(config, batch_size, num_links, seed=0, execution="eager"):
         How the Sionna channel blocks run: ``"eager"``, ``"graph"`` (``tf.function``, traced
         once per shape) or ``"xla"`` (``tf.function(jit_compile=True)``). Ignored by
         ``rayleigh`` (numpy). Same seed, same arrays within one mode.
+    precision : str
+        ``"single"`` (default): complex64 channels, float32 SNRs and distances; ``"double"``:
+        complex128 / float64, with the Sionna channel blocks built with
+        ``precision="double"`` (float64 inside) and the numpy draws (Rayleigh fading, LS
+        noise) made in float64. Rates are float64 in both. The two precisions draw different
+        realisations for the same seed (same distribution).
 
     Output
     ------
     links : Links
-        Arrays of shape [batch_size, config.num_rounds, num_links, config.num_subcarriers].
+        Arrays of shape [batch_size, config.num_rounds, num_links, config.num_subcarriers],
+        with ``links.precision == precision``.
 
     Example
     -------
@@ -264,6 +301,8 @@ def sample_links(config, batch_size, num_links, seed=0, execution="eager"):
     if execution not in _channels.EXECUTION_MODES:
         raise ValueError(f"execution must be one of {_channels.EXECUTION_MODES}, "
                          f"got {execution!r}")
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if config.distances_m is not None and len(config.distances_m) != num_links:
         raise ValueError(f"num_links={num_links} must equal len(config.distances_m)="
                          f"{len(config.distances_m)}")
@@ -280,7 +319,8 @@ def sample_links(config, batch_size, num_links, seed=0, execution="eager"):
     # Outdated CSI needs csi_delay_rounds samples before round 0.
     delay = config.csi_delay_rounds if config.csi == "outdated" else 0
     h_all = _channels.sample_channel(config, distances, config.num_rounds + delay,
-                                     seed=int(seed), rng=rng, execution=execution)
+                                     seed=int(seed), rng=rng, execution=execution,
+                                     precision=precision)
     h = h_all[:, delay:]
     if config.csi == "perfect":
         csi_d = csi_r = None
