@@ -9,6 +9,10 @@ symbols, one-tap LMMSE equalisation with the estimation error counted as noise, 
 TB CRC check). The channel and noise are given as inputs: noise comes from the caller's seeded
 generator, the channel is the TRUE sampled channel normalised so that the noise has unit
 variance (``|h|**2`` is the SNR).
+
+Run settings: ``execution`` ("eager": plain Python calls of the Sionna blocks, "graph":
+``tf.function``, "xla": ``tf.function(jit_compile=True)``) and ``precision`` ("single":
+float32/complex64, "double": float64/complex128 in every Sionna block of the chain).
 """
 
 import functools
@@ -22,11 +26,16 @@ from sionna.phy.nr import TBDecoder, TBEncoder
 __all__ = []
 
 # Unit-energy pilot; LS needs only a known symbol (its value does not change the estimate).
-_PILOT = np.complex64((1.0 + 1.0j) / np.sqrt(2.0))
+_PILOT = (1.0 + 1.0j) / np.sqrt(2.0)
+
+EXECUTION_MODES = ("eager", "graph", "xla")
+PRECISIONS = ("single", "double")
+_TF_DTYPES = {"single": (tf.float32, tf.complex64), "double": (tf.float64, tf.complex128)}
+_NP_DTYPES = {"single": (np.float32, np.complex64), "double": (np.float64, np.complex128)}
 
 
 class TBChain:
-    r"""Encoder, channel/receiver and decoder of one TB configuration, compiled with tf.function.
+    r"""Encoder, channel/receiver and decoder of one TB configuration.
 
     Parameters
     ----------
@@ -40,29 +49,47 @@ class TBChain:
         Target code rate of the MCS.
     num_bp_iter : int
         LDPC belief-propagation iterations (20, as Sionna's BLER tables).
+    execution : str
+        ``"eager"`` (the Python methods), ``"graph"`` (``tf.function``) or ``"xla"``
+        (``tf.function(jit_compile=True)``).
+    precision : str
+        ``"single"`` or ``"double"``: the ``precision`` of every Sionna block and the dtypes
+        of :meth:`encode` / :meth:`receive` (real: float32/float64, complex:
+        complex64/complex128).
     """
 
-    def __init__(self, tb_size, num_re, bits_per_symbol, code_rate, num_bp_iter=20):
+    def __init__(self, tb_size, num_re, bits_per_symbol, code_rate, num_bp_iter=20,
+                 execution="graph", precision="single"):
         self.tb_size = int(tb_size)
         self.num_re = int(num_re)
         self.bits_per_symbol = int(bits_per_symbol)
         self.num_coded_bits = self.num_re * self.bits_per_symbol
+        self.execution = execution
+        self.precision = precision
+        self.real_dtype, self.complex_dtype = _TF_DTYPES[precision]
         self.encoder = TBEncoder(target_tb_size=self.tb_size, num_coded_bits=self.num_coded_bits,
                                  target_coderate=float(code_rate),
-                                 num_bits_per_symbol=self.bits_per_symbol, channel_type="PDSCH")
-        self.decoder = TBDecoder(self.encoder, num_bp_iter=num_bp_iter, cn_update="boxplus-phi")
-        self.mapper = Mapper("qam", self.bits_per_symbol)
-        self.demapper = Demapper("app", "qam", self.bits_per_symbol)
-        spec_bits = tf.TensorSpec([None, self.tb_size], tf.float32)
-        self.encode = tf.function(self._encode, input_signature=[spec_bits])
-        self.receive = tf.function(self._receive, input_signature=[
-            tf.TensorSpec([None, self.num_re], tf.complex64),      # x
-            tf.TensorSpec([None, None], tf.complex64),             # h [G, N]
+                                 num_bits_per_symbol=self.bits_per_symbol, channel_type="PDSCH",
+                                 precision=precision)
+        self.decoder = TBDecoder(self.encoder, num_bp_iter=num_bp_iter, cn_update="boxplus-phi",
+                                 precision=precision)
+        self.mapper = Mapper("qam", self.bits_per_symbol, precision=precision)
+        self.demapper = Demapper("app", "qam", self.bits_per_symbol, precision=precision)
+        if execution == "eager":
+            self.encode, self.receive = self._encode, self._receive
+            return
+        real, cplx = self.real_dtype, self.complex_dtype
+        jit = execution == "xla"
+        spec_bits = tf.TensorSpec([None, self.tb_size], real)
+        self.encode = tf.function(self._encode, input_signature=[spec_bits], jit_compile=jit)
+        self.receive = tf.function(self._receive, jit_compile=jit, input_signature=[
+            tf.TensorSpec([None, self.num_re], cplx),              # x
+            tf.TensorSpec([None, None], cplx),                     # h [G, N]
             tf.TensorSpec([None, self.num_re], tf.int32),          # subcarrier of each RE
-            tf.TensorSpec([None, None, None], tf.complex64),       # pilot noise [G, P, N]
-            tf.TensorSpec([None, None], tf.float32),               # pilot weights [G, P]
-            tf.TensorSpec([None, self.num_re], tf.complex64),      # data noise
-            tf.TensorSpec([None, self.num_coded_bits], tf.float32),  # accumulated LLRs
+            tf.TensorSpec([None, None, None], cplx),               # pilot noise [G, P, N]
+            tf.TensorSpec([None, None], real),                     # pilot weights [G, P]
+            tf.TensorSpec([None, self.num_re], cplx),              # data noise
+            tf.TensorSpec([None, self.num_coded_bits], real),      # accumulated LLRs
         ])
 
     def _encode(self, bits):
@@ -70,9 +97,10 @@ class TBChain:
 
     def _receive(self, x, h, subcarrier, pilot_noise, pilot_weight, data_noise, llr_prev):
         # LS estimate per subcarrier, averaged over this attempt's pilot symbols.
-        pilot = tf.constant(_PILOT)
+        cplx = self.complex_dtype
+        pilot = tf.constant(_PILOT, cplx)
         y_pilot = h[:, None, :] * pilot + pilot_noise
-        weight = tf.cast(pilot_weight, tf.complex64)[:, :, None]
+        weight = tf.cast(pilot_weight, cplx)[:, :, None]
         h_hat = tf.reduce_sum(weight * y_pilot, axis=1) * tf.math.conj(pilot)
         error_var = tf.reduce_sum(tf.square(pilot_weight), axis=1, keepdims=True)  # = 1/n_p
         # Data REs on the TRUE channel.
@@ -80,7 +108,7 @@ class TBChain:
         h_hat_re = tf.gather(h_hat, subcarrier, batch_dims=1)
         y = h_re * x + data_noise
         gain = tf.maximum(tf.math.real(h_hat_re) ** 2 + tf.math.imag(h_hat_re) ** 2, 1e-12)
-        x_hat = y * tf.math.conj(h_hat_re) / tf.cast(gain, tf.complex64)
+        x_hat = y * tf.math.conj(h_hat_re) / tf.cast(gain, cplx)
         no_eff = (1.0 + error_var) / gain
         llr = self.demapper(x_hat, no_eff)
         llr = llr_prev + tf.reshape(llr, [-1, self.num_coded_bits])
@@ -89,15 +117,17 @@ class TBChain:
 
 
 @functools.lru_cache(maxsize=64)
-def tb_chain(tb_size, num_re, bits_per_symbol, code_rate):
+def tb_chain(tb_size, num_re, bits_per_symbol, code_rate, execution="graph", precision="single"):
     """Cached :class:`TBChain` (building one costs a graph trace)."""
-    return TBChain(tb_size, num_re, bits_per_symbol, code_rate)
+    return TBChain(tb_size, num_re, bits_per_symbol, code_rate, execution=execution,
+                   precision=precision)
 
 
-def complex_normal(rng, shape):
-    """CN(0, 1) samples, complex64, from a numpy Generator."""
-    draws = rng.standard_normal(tuple(shape) + (2,), dtype=np.float32) * np.float32(np.sqrt(0.5))
-    return (draws[..., 0] + 1j * draws[..., 1]).astype(np.complex64)
+def complex_normal(rng, shape, precision="single"):
+    """CN(0, 1) samples from a numpy Generator, complex64 (single) or complex128 (double)."""
+    real, cplx = _NP_DTYPES[precision]
+    draws = rng.standard_normal(tuple(shape) + (2,), dtype=real) * real(np.sqrt(0.5))
+    return (draws[..., 0] + 1j * draws[..., 1]).astype(cplx)
 
 
 def transmit_group(chain, bits, h, used, pilot_symbols, owner, re_offset, attempts, rng):
@@ -110,8 +140,9 @@ def transmit_group(chain, bits, h, used, pilot_symbols, owner, re_offset, attemp
     Input
     -----
     chain : TBChain
-    bits : [R, tb_size], float32, 0/1 TB bits (payload + zero padding), one row per TB
-    h : [G, N], complex64, true channel of each link normalised to unit noise variance
+    bits : [R, tb_size], float, 0/1 TB bits (payload + zero padding), one row per TB
+    h : [G, N], complex, true channel of each link normalised to unit noise variance (cast to
+        the chain's precision)
     used : [G, N], bool, subcarriers of each link (>= 1 per link)
     pilot_symbols : [G], int, pilot OFDM symbols per attempt (>= 1)
     owner : [R], int, link (row of ``h``) of each TB
@@ -134,11 +165,14 @@ def transmit_group(chain, bits, h, used, pilot_symbols, owner, re_offset, attemp
     position = (re_offset[:, None] + np.arange(chain.num_re)[None, :]) % count[owner][:, None]
     subcarrier = np.take_along_axis(order[owner], position, axis=1).astype(np.int32)
     max_pilots = int(pilot_symbols.max())
+    precision = chain.precision
+    real, cplx = _NP_DTYPES[precision]
+    h = np.asarray(h).astype(cplx, copy=False)
     pilot_weight = np.where(np.arange(max_pilots)[None, :] < pilot_symbols[:, None],
-                            1.0 / pilot_symbols[:, None], 0.0).astype(np.float32)
+                            1.0 / pilot_symbols[:, None], 0.0).astype(real)
 
-    x = chain.encode(tf.constant(bits, tf.float32))
-    llr = tf.zeros([num_rows, chain.num_coded_bits], tf.float32)
+    x = chain.encode(tf.constant(bits, chain.real_dtype))
+    llr = tf.zeros([num_rows, chain.num_coded_bits], chain.real_dtype)
     active_links = np.arange(num_links)
     bits_hat = np.zeros((num_rows, chain.tb_size), dtype=np.uint8)
     crc_ok = np.zeros((num_links, attempts), dtype=bool)
@@ -146,8 +180,9 @@ def transmit_group(chain, bits, h, used, pilot_symbols, owner, re_offset, attemp
     for attempt in range(attempts):
         rows = np.flatnonzero(np.isin(owner, active_links))
         # Pilots are per link: TBs of one link share the estimate.
-        pilot_noise = complex_normal(rng, (num_links, max_pilots, num_subcarriers))[owner[rows]]
-        data_noise = complex_normal(rng, (len(rows), chain.num_re))
+        pilot_noise = complex_normal(rng, (num_links, max_pilots, num_subcarriers),
+                                     precision)[owner[rows]]
+        data_noise = complex_normal(rng, (len(rows), chain.num_re), precision)
         llr_rows, bits_rows, ok_rows = chain.receive(
             tf.gather(x, rows), tf.constant(h[owner[rows]]), tf.constant(subcarrier[rows]),
             tf.constant(pilot_noise), tf.constant(pilot_weight[owner[rows]]),

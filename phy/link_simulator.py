@@ -13,11 +13,15 @@ import numpy as np
 from .config import ChannelConfig
 from .links import Links
 from . import _abstraction as _abs
+from . import _channels
 from . import _mcs
 
 __all__ = ["LinkSimulator", "TransmissionResult", "FIDELITIES"]
 
 FIDELITIES = ("abstraction", "link")
+EXECUTION_MODES = _channels.EXECUTION_MODES
+PRECISIONS = _channels.PRECISIONS
+_NP_COMPLEX = {"single": np.complex64, "double": np.complex128}
 _DIRECTIONS = ("dispatch", "return")
 
 
@@ -50,6 +54,10 @@ class TransmissionResult:
         ``"abstraction"`` or ``"link"``.
     seed : int or None
         Seed the call was made with.
+    execution : str
+        The simulator's execution mode (``"eager"``, ``"graph"`` or ``"xla"``).
+    precision : str
+        The simulator's precision (``"single"`` or ``"double"``).
     """
 
     delivered: np.ndarray
@@ -62,6 +70,8 @@ class TransmissionResult:
     received: np.ndarray = None
     fidelity: str = "abstraction"
     seed: int = None
+    execution: str = "graph"
+    precision: str = "single"
 
 
 def _is_int(value):
@@ -105,6 +115,17 @@ class LinkSimulator:
         Target first-attempt TB error rate of link adaptation, in (0, 1) (default 0.1).
     mcs_table : int
         TS 38.214 PDSCH MCS table: 1 (default, up to 64QAM) or 2 (up to 256QAM).
+    execution : str
+        How the bit-true chain (``"link"``) runs: ``"eager"`` (plain Python calls of the
+        Sionna blocks), ``"graph"`` (default, ``tf.function``) or ``"xla"``
+        (``tf.function(jit_compile=True)``; every block of the chain compiles, see
+        ``docs/phy.md``). ``"abstraction"`` accepts and records it, but it runs in numpy.
+    precision : str
+        ``"single"`` (default) or ``"double"``: for ``"link"``, the ``precision`` of the Sionna
+        blocks (TBEncoder, Mapper, Demapper, TBDecoder), of the channel/receiver tensors
+        (complex64 / complex128) and of the noise draws; the links' channel is cast to it.
+        ``"abstraction"`` accepts and records it, but always computes in numpy float64 (from
+        the float32 or float64 SNRs of the links).
 
     Input (:meth:`transmit`)
     ------------------------
@@ -140,7 +161,7 @@ class LinkSimulator:
     """
 
     def __init__(self, cfg, fidelity="abstraction", max_retransmissions=3, bler_target=0.1,
-                 mcs_table=1):
+                 mcs_table=1, execution="graph", precision="single"):
         if not isinstance(cfg, ChannelConfig):
             raise TypeError(f"cfg must be a ChannelConfig, got {type(cfg).__name__}")
         if fidelity not in FIDELITIES:
@@ -152,7 +173,13 @@ class LinkSimulator:
             raise ValueError(f"bler_target must be in (0, 1), got {bler_target!r}")
         if mcs_table not in _mcs.MCS_TABLES:
             raise ValueError(f"mcs_table must be one of {_mcs.MCS_TABLES}, got {mcs_table!r}")
+        if not isinstance(execution, str) or execution not in EXECUTION_MODES:
+            raise ValueError(f"execution must be one of {EXECUTION_MODES}, got {execution!r}")
+        if not isinstance(precision, str) or precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.cfg = cfg
+        self.execution = execution
+        self.precision = precision
         self.fidelity = fidelity
         self.max_retransmissions = int(max_retransmissions)
         self.bler_target = float(bler_target)
@@ -297,7 +324,8 @@ class LinkSimulator:
             h = getattr(links, f"h_{direction}").reshape(-1, num_subcarriers)[index]
             scale = np.sqrt(links.config.subcarrier_power_w / links.config.noise_power_w)
             ok, attempts, errors, received = self._realise_link(
-                (h * scale).astype(np.complex64), flat_used, flat_bits, flat_mcs, num_re,
+                (h * scale).astype(_NP_COMPLEX[self.precision]), flat_used, flat_bits, flat_mcs,
+                num_re,
                 tb_size, num_tb, pilot_symbols, flat_payload, rng)
 
         num_links = int(np.prod(link_shape))
@@ -324,7 +352,7 @@ class LinkSimulator:
             flat_received = full_received.reshape(-1, payload.shape[-1])
             flat_received[index] = received
         return TransmissionResult(received=full_received, fidelity=self.fidelity, seed=seed,
-                                  **out)
+                                  execution=self.execution, precision=self.precision, **out)
 
     def _attempts(self, ok):
         """Attempts made: up to and including the first success. ok: [M, A] bool."""
@@ -383,7 +411,8 @@ class LinkSimulator:
             groups.setdefault(key, []).append(i)
         for (tbs, re_count, m), members in groups.items():
             members = np.asarray(members)
-            chain = _bittrue.tb_chain(tbs, re_count, int(qm[m]), float(rate[m]))
+            chain = _bittrue.tb_chain(tbs, re_count, int(qm[m]), float(rate[m]),
+                                      self.execution, self.precision)
             # One row per TB: a link whose payload is split sends its TBs back to back.
             owner = np.repeat(np.arange(len(members)), num_tb[members])
             part = np.concatenate([np.arange(n) for n in num_tb[members]])
