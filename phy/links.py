@@ -271,7 +271,8 @@ def sample_links(config, batch_size, num_links, seed=0, execution="eager", preci
     execution : str
         How the Sionna channel blocks run: ``"eager"``, ``"graph"`` (``tf.function``, traced
         once per shape) or ``"xla"`` (``tf.function(jit_compile=True)``). Ignored by
-        ``rayleigh`` (numpy). Same seed, same arrays within one mode.
+        ``rayleigh`` (numpy). Same seed, same arrays within one mode; graph agrees with eager
+        to float rounding, XLA draws other realisations (Sionna's random stream differs).
     precision : str
         ``"single"`` (default): complex64 channels, float32 SNRs and distances; ``"double"``:
         complex128 / float64, with the Sionna channel blocks built with
