@@ -152,11 +152,27 @@ class ExecutionSection(BaseModel):
 
     model_config = _FROZEN
 
-    mode: Literal["eager", "graph"] = Field(
-        "graph", description="TensorFlow execution: compiled graphs (`tf.function`) or eager.")
+    mode: Literal["eager", "graph", "xla"] = Field(
+        "graph", description="TensorFlow execution of the phy and moe functions: eager, "
+        "compiled graphs (`tf.function`) or XLA-compiled graphs (`jit_compile=True`; the "
+        "Sionna channel draws then give other realisations for the same seed than eager and "
+        "graph do, see docs/scaling.md).")
+    precision: Literal["single", "double"] = Field(
+        "single", description="Float precision of the channel and link simulation: `single` "
+        "(float32 / complex64) or `double` (float64 / complex128). The MoE always runs in "
+        "float32, the precision it was trained in.")
     device: Optional[str] = Field(
         None, description="TensorFlow device of the point, e.g. `/GPU:0` (unset: the first "
         "GPU if there is one, else the CPU). Recorded with every row.")
+    chunk_size: Optional[int] = Field(
+        None, ge=1, description="Most tokens simulated at once (channel draw, links, MoE, "
+        "schemes). Unset: the whole point at once. On an out-of-memory error the chunk is "
+        "halved and the point restarted; the size used is recorded as `chunk_size`. Each chunk "
+        "draws its own random streams, so rows depend on the chunk size used (and on `mode` "
+        "for Sionna's channel draws and on `precision`), see docs/scaling.md.")
+    memory_growth: bool = Field(
+        True, description="Allocate GPU memory as needed instead of all of it when TensorFlow "
+        "starts (set once per process, before its first GPU use).")
 
 
 class StudyConfig(BaseModel):

@@ -31,7 +31,8 @@ from .schemes import decide, link_energy_airtime
 from .study import derive_seed
 
 __all__ = ["run_point", "NONDETERMINISTIC_COLUMNS", "METRIC_COLUMNS", "run_metadata",
-           "check_point", "point_key", "config_columns", "load_model", "metrics_reference"]
+           "check_point", "point_key", "config_columns", "load_model", "metrics_reference",
+           "execution_settings"]
 
 #: Columns that measure wall time: they differ between two runs of the same point.
 NONDETERMINISTIC_COLUMNS = ("solver_time_s", "time_phy_s", "time_moe_s", "time_scheduler_s",
@@ -195,14 +196,29 @@ def _channel_config(config, num_layers):
         raise ValueError(f"config section [channel]: {error}") from None
 
 
+def execution_settings(execution):
+    """The :class:`~dmoe.cosim.execution.ExecutionSettings` of an ``[execution]`` section."""
+    from .execution import ExecutionSettings
+    return ExecutionSettings(mode=execution.mode, precision=execution.precision,
+                             device=execution.device, chunk_size=execution.chunk_size,
+                             memory_growth=execution.memory_growth)
+
+
 @contextlib.contextmanager
-def _execution(execution):
-    """Run the block in the section's mode and on its device; yields the device name used."""
-    from .execution import ExecutionSettings, configure_device, execution_scope
-    settings = ExecutionSettings(mode=execution.mode, device=execution.device)
+def _execution(settings, model):
+    """Run the block in the settings' mode, on their device, with the model in that mode.
+
+    Yields the full name of the device used; the model's previous mode is restored after.
+    """
+    from .execution import configure_device, execution_scope
     device = configure_device(settings)  # ValueError naming the devices this process has
-    with execution_scope(settings):
-        yield device
+    before = model.execution
+    model.execution = settings.mode
+    try:
+        with execution_scope(settings):
+            yield device
+    finally:
+        model.execution = before
 
 
 def run_metadata(config=None):
@@ -224,7 +240,9 @@ def run_metadata(config=None):
     gpus = tf.config.list_logical_devices("GPU")
     out = {"versions": versions, "device": gpus[0].name if gpus else "/device:CPU:0"}
     if config is not None:
-        out.update(execution_mode=config.execution.mode, seed=config.seed,
+        out.update(execution_mode=config.execution.mode,
+                   precision=config.execution.precision,
+                   chunk_size=config.execution.chunk_size, seed=config.seed,
                    config=config.model_dump(mode="json"))
     return out
 
@@ -312,14 +330,19 @@ def run_point(config):
     config : StudyConfig or dict
         One point (no lists on scalar fields). Everything random derives from
         ``config.seed`` and the config itself, so the rows depend on nothing else: the same
-        config gives the same rows in any process, on any executor.
+        config gives the same rows in any process, on any executor. ``[execution]
+        chunk_size`` splits the tokens into chunks that are simulated one after the other,
+        each with its own random streams (derived from the point's and the chunk's position):
+        the rows then depend on the chunk size used, which every row records.
 
     Output
     ------
     rows : list of dict
         One row per scheme: ``scheme``, the point's settings (:func:`config_columns`), the
-        metrics of :data:`METRIC_COLUMNS`, ``point_seed``, ``execution_mode``, ``device`` and
-        the wall times of :data:`NONDETERMINISTIC_COLUMNS`.
+        metrics of :data:`METRIC_COLUMNS`, ``point_seed``, how it was computed
+        (``execution_mode``, ``precision``, ``device``, ``chunk_size`` = tokens per chunk
+        actually used, ``num_chunks``, ``chunk_halvings`` = out-of-memory halvings) and the
+        wall times of :data:`NONDETERMINISTIC_COLUMNS`.
 
     Example
     -------
@@ -333,23 +356,34 @@ def run_point(config):
     point_seed = derive_seed(config.seed, key)
     model = load_model(config.moe)
     check_point(config, model)
-    with _execution(config.execution) as device:
-        rows = _run(config, model, point_seed)
+    settings = execution_settings(config.execution)
+    with _execution(settings, model) as device:
+        rows, chunks = _run(config, model, settings)
     wall = time.perf_counter() - started
     columns = config_columns(config)
     for row in rows:
         row.update(columns)
-        row.update(point_seed=point_seed, execution_mode=config.execution.mode,
-                   device=device, point_wall_time_s=wall)
+        row.update(point_seed=point_seed, execution_mode=settings.mode,
+                   precision=settings.precision, device=device, chunk_size=chunks.chunk_size,
+                   num_chunks=chunks.num_chunks, chunk_halvings=chunks.halvings,
+                   point_wall_time_s=wall)
     return rows
 
 
-def _run(config, model, point_seed):
-    from dmoe.phy import LinkSimulator, sample_links
+def _chunk_seed(seed, start, stop, num_tokens):
+    """A chunk's seed: the point's own for the whole batch, else derived from the chunk."""
+    if (start, stop) == (0, num_tokens):
+        return seed
+    return derive_seed(seed, "chunk", start, stop)
 
-    clock = _Clock()
+
+def _run(config, model, settings):
+    """Every scheme on every chunk of tokens; the rows and the :class:`ChunkedResult`."""
+    from dmoe.phy import LinkSimulator
+    from .execution import run_chunked
+
     num_tokens = config.num_tokens
-    num_layers, num_experts = model.num_layers, model.num_experts
+    num_layers = model.num_layers
     # The model's identity, not where it is cached or how its payloads are quantised.
     moe_key = config.moe.model_dump(mode="json", exclude={"cache_dir", "bits_per_value"})
     bits_per_value = config.moe.bits_per_value
@@ -370,10 +404,73 @@ def _run(config, model, point_seed):
         "csi_delay_rounds"})
     if config.channel.csi == "outdated":
         channel_key["csi_delay_rounds"] = config.channel.csi_delay_rounds
+    phy = config.phy
+    seeds = {
+        "channel": derive_seed(config.seed, "channel", channel_key, moe_key, num_tokens),
+        # Drop and corrupt see the same link outcomes (on_failure only changes what is done
+        # with a failed block); power and CSI enter the outcomes through the SNRs, not the seed.
+        "link": derive_seed(config.seed, "link", channel_key, moe_key, num_tokens,
+                            phy.model_dump(mode="json", exclude={"on_failure"}), bits_per_value),
+    }
+    decision_key = config.model_dump(mode="json", exclude={"phy", "execution", "schemes"})
+    decision_key["moe"].pop("cache_dir")
+    for scheme in config.schemes:
+        # The scheme's own randomness depends on the decision inputs only (not on the PHY
+        # fidelity or execution mode), so e.g. `random` picks the same sets in every fidelity.
+        seeds[scheme] = derive_seed(config.seed, "scheme", scheme, decision_key)
+
+    sim = None
+    if phy.fidelity != "ideal":
+        round_cfg = dataclasses.replace(channel_cfg, num_rounds=1)
+        sim = LinkSimulator(round_cfg, fidelity=phy.fidelity,
+                            max_retransmissions=phy.max_retransmissions,
+                            bler_target=phy.bler_target, mcs_table=phy.mcs_table,
+                            execution=settings.mode, precision=settings.precision)
+    context = dict(config=config, model=model, settings=settings, channel_cfg=channel_cfg,
+                   sim=sim, x=x, y=y, seeds=seeds)
+
+    def simulate(positions):
+        return _simulate_chunk(int(positions[0]), int(positions[-1]) + 1, **context)
+
+    chunks = run_chunked(simulate, np.arange(num_tokens), chunk_size=settings.chunk_size,
+                         combine=_combine_chunks, restart=True)
+    totals = chunks.output
+    trace = getattr(model, "kind", "keras") == "trace"
+    rows = []
+    for scheme in config.schemes:
+        row = _scheme_row(scheme, totals["schemes"][scheme], config, num_tokens, num_layers,
+                          trace)
+        row.update(mean_snr_db=totals["snr_db_sum"] / totals["snr_count"],
+                   point_time_phy_s=totals["seconds"]["phy"],
+                   point_time_moe_s=totals["seconds"]["moe"])
+        rows.append(row)
+    return rows, chunks
+
+
+def _combine_chunks(parts):
+    """Sum the chunks' tallies (arrays of per-token-layer values are concatenated)."""
+    def merge(values):
+        first = values[0]
+        if isinstance(first, dict):
+            return {key: merge([value[key] for value in values]) for key in first}
+        if isinstance(first, np.ndarray):
+            return np.concatenate(values)
+        return sum(values)
+    return merge(parts)
+
+
+def _simulate_chunk(start, stop, config, model, settings, channel_cfg, sim, x, y, seeds):
+    """Tokens ``start:stop`` of the point through every scheme: the tallies of each scheme."""
+    from dmoe.phy import sample_links
+
+    clock = _Clock()
+    num_tokens = config.num_tokens
+    num_layers, num_experts = model.num_layers, model.num_experts
+    seed = {name: _chunk_seed(value, start, stop, num_tokens) for name, value in seeds.items()}
     with clock("phy"):
-        links = sample_links(channel_cfg, batch_size=num_tokens, num_links=num_experts,
-                             seed=derive_seed(config.seed, "channel", channel_key, moe_key,
-                                              num_tokens))
+        links = sample_links(channel_cfg, batch_size=stop - start, num_links=num_experts,
+                             seed=seed["channel"], execution=settings.mode,
+                             precision=settings.precision)
     phy = config.phy
     rate_kwargs = dict(model=phy.planning_rate, view="csi")
     if phy.planning_rate == "mcs":
@@ -383,42 +480,23 @@ def _run(config, model, point_seed):
         rate_d = np.maximum(links.rate(direction="dispatch", **rate_kwargs), floor)
         rate_u = np.maximum(links.rate(direction="return", **rate_kwargs), floor)
     snr = np.asarray(links.snr_dispatch, dtype=np.float64)
-    mean_snr_db = float(np.mean(10 * np.log10(np.maximum(snr, 1e-30))))
-    power_w = channel_cfg.subcarrier_power_w
-
-    sim = None
-    if phy.fidelity != "ideal":
-        round_cfg = dataclasses.replace(channel_cfg, num_rounds=1)
-        sim = LinkSimulator(round_cfg, fidelity=phy.fidelity,
-                            max_retransmissions=phy.max_retransmissions,
-                            bler_target=phy.bler_target, mcs_table=phy.mcs_table)
+    snr_db = 10 * np.log10(np.maximum(snr, 1e-30))
     round_links = [_one_round(links, layer) for layer in range(num_layers)]
-    # Drop and corrupt see the same link outcomes (on_failure only changes what is done with
-    # a failed block); power and CSI enter the outcomes through the SNRs, not the seed.
-    link_seed = derive_seed(config.seed, "link", channel_key, moe_key, num_tokens,
-                            phy.model_dump(mode="json", exclude={"on_failure"}), bits_per_value)
-
-    decision_key = config.model_dump(mode="json", exclude={"phy", "execution", "schemes"})
-    decision_key["moe"].pop("cache_dir")
     with clock("moe"):
-        hidden0 = model.embed(x)
-    shared = dict(clock.seconds)
-    rows = []
+        hidden0 = model.embed(x[start:stop])
+    tallies = {"snr_db_sum": float(snr_db.sum()), "snr_count": snr_db.size,
+               "seconds": dict(clock.seconds), "schemes": {}}
     for scheme in config.schemes:
-        # The scheme's own randomness depends on the decision inputs only (not on the PHY
-        # fidelity or execution mode), so e.g. `random` picks the same sets in every fidelity.
-        rng = np.random.default_rng(derive_seed(config.seed, "scheme", scheme, decision_key))
-        rows.append(_run_scheme(
-            scheme, config, model, clock, hidden0, y, round_links, rate_d, rate_u, power_w,
-            sim, link_seed, rng, bits_per_value))
-    for row in rows:
-        row.update(mean_snr_db=mean_snr_db, point_time_phy_s=shared["phy"],
-                   point_time_moe_s=shared["moe"])
-    return rows
+        tallies["schemes"][scheme] = _run_scheme(
+            scheme, config, model, clock, hidden0, y[start:stop], round_links, rate_d, rate_u,
+            channel_cfg.subcarrier_power_w, sim, seed["link"],
+            np.random.default_rng(seed[scheme]), config.moe.bits_per_value)
+    return tallies
 
 
 def _run_scheme(scheme, config, model, clock, hidden, labels, round_links, rate_d, rate_u,
                 power_w, sim, link_seed, rng, bits_per_value):
+    """One scheme on one chunk of tokens: sums over its tokens (see :func:`_scheme_row`)."""
     from dmoe.scheduler import JointProblem
 
     num_tokens, num_layers, num_experts = len(labels), model.num_layers, model.num_experts
@@ -432,7 +510,7 @@ def _run_scheme(scheme, config, model, clock, hidden, labels, round_links, rate_
         "planned_return", "latency", "planned_latency", "selected_links", "failed_links",
         "transmitted", "block_errors", "residual_errors", "bit_errors", "bits",
         "retransmissions", "requirement_met", "relevance_kept", "arrived_relevance",
-        "agreement", "jaccard", "solver_time", "trace_mass")}
+        "agreement", "jaccard", "solver_time", "trace_mass", "correct")}
     nodes, iterations = [], []
     for layer in range(num_layers):
         with clock("moe"):
@@ -540,19 +618,28 @@ def _run_scheme(scheme, config, model, clock, hidden, labels, round_links, rate_
         union = (selected | topd).sum(axis=-1)
         sums["jaccard"] += ((selected & topd).sum(axis=-1) / np.maximum(union, 1)).sum()
 
+    if not trace:
+        with clock("moe"):
+            predictions = np.argmax(model.head(hidden), axis=-1)
+        sums["correct"] = float(np.sum(predictions == labels))
+    return {"sums": sums, "nodes": np.concatenate(nodes),
+            "iterations": np.concatenate(iterations),
+            "seconds": {part: clock.seconds[part] - seconds_before[part]
+                        for part in ("phy", "moe", "scheduler")}}
+
+
+def _scheme_row(scheme, tally, config, num_tokens, num_layers, trace):
+    """The metrics row of one scheme from its tallies over all chunks."""
+    sums, nodes, iterations = tally["sums"], tally["nodes"], tally["iterations"]
     token_layers = num_tokens * num_layers
     if trace:  # accuracy of a gate trace: the relevance mass that arrived (docs/cosim.md)
         accuracy = sums["trace_mass"] / token_layers
     else:
-        with clock("moe"):
-            predictions = np.argmax(model.head(hidden), axis=-1)
-        accuracy = float(np.mean(predictions == labels))
+        accuracy = sums["correct"] / num_tokens
 
     def ratio(numerator, denominator):
         return float(numerator / denominator) if denominator else float("nan")
 
-    nodes = np.concatenate(nodes)
-    iterations = np.concatenate(iterations)
     row = {
         "scheme": scheme,
         "accuracy": accuracy,
@@ -585,6 +672,6 @@ def _run_scheme(scheme, config, model, clock, hidden, labels, round_links, rate_
                                          + config.compute_energy_j * row["experts_per_token"]
                                          * num_layers)
     for part in ("phy", "moe", "scheduler"):
-        row[f"time_{part}_s"] = clock.seconds[part] - seconds_before[part]
+        row[f"time_{part}_s"] = tally["seconds"][part]
     return {key: (float(value) if isinstance(value, (np.floating, np.integer)) else value)
             for key, value in row.items()}

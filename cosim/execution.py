@@ -225,7 +225,7 @@ class ChunkedResult:
     ----------
     output : array, tuple, list or dict of arrays
         The outputs of every chunk concatenated along axis 0, in batch order (the structure
-        of ``function``'s output).
+        of ``function``'s output), or what ``combine`` made of them.
     chunk_size : int
         The chunk size that finally worked (record it with the result).
     num_chunks : int
@@ -283,13 +283,17 @@ def _concatenate(parts):
     return np.concatenate([np.asarray(part) for part in parts], axis=0)
 
 
-def run_chunked(function, batch, chunk_size=None, min_chunk_size=1):
+def run_chunked(function, batch, chunk_size=None, min_chunk_size=1, combine=None,
+                restart=False):
     r"""Apply ``function`` to a batch in chunks that fit memory.
 
     The batch is cut along its first axis into chunks of ``chunk_size`` items. If a chunk
     raises ``tf.errors.ResourceExhaustedError`` (or ``MemoryError``), the chunk size is halved
     and the same chunk is retried; the smaller size is kept for the rest of the batch. The
     output equals ``function(batch)`` whenever ``function`` treats batch items independently.
+    With ``restart=True`` the chunks already done are discarded and the batch is started
+    again at the halved size, so that every chunk has the recorded size (what a function that
+    draws one random stream per chunk needs to be reproducible from the recorded size).
 
     Parameters
     ----------
@@ -302,6 +306,11 @@ def run_chunked(function, batch, chunk_size=None, min_chunk_size=1):
         First chunk size; ``None``: the whole batch.
     min_chunk_size : int
         Smallest chunk tried; an out-of-memory error at this size is raised.
+    combine : callable or None
+        ``combine(outputs) -> output`` of the list of chunk outputs in batch order; ``None``
+        concatenates them along axis 0.
+    restart : bool
+        After a halving, start the batch again instead of continuing with the failed chunk.
 
     Output
     ------
@@ -320,6 +329,8 @@ def run_chunked(function, batch, chunk_size=None, min_chunk_size=1):
         raise ValueError("batch must hold at least one item along its first axis")
     if not isinstance(min_chunk_size, (int, np.integer)) or min_chunk_size < 1:
         raise ValueError(f"min_chunk_size must be an integer >= 1, got {min_chunk_size!r}")
+    if combine is not None and not callable(combine):
+        raise ValueError(f"combine must be a callable or None, got {combine!r}")
     if chunk_size is None:
         chunk_size = length
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
@@ -337,7 +348,10 @@ def run_chunked(function, batch, chunk_size=None, min_chunk_size=1):
                 raise
             size = max(size // 2, int(min_chunk_size))
             halvings += 1
+            if restart:
+                parts, start = [], 0
             continue
         start = stop
-    return ChunkedResult(output=_concatenate(parts), chunk_size=size, num_chunks=len(parts),
+    output = _concatenate(parts) if combine is None else combine(parts)
+    return ChunkedResult(output=output, chunk_size=size, num_chunks=len(parts),
                          halvings=halvings)

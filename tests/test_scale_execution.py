@@ -65,6 +65,28 @@ def test_out_of_memory_at_the_smallest_chunk_is_raised():
         run_chunked(_MemoryLimited(3), np.arange(8.0), chunk_size=8, min_chunk_size=4)
 
 
+@settings(max_examples=30)
+@given(length=st.integers(1, 200), start=st.integers(1, 256), limit=st.integers(1, 200))
+def test_restart_runs_every_chunk_at_the_recorded_size(length, start, limit):
+    batch = np.linspace(-2.0, 2.0, length)
+    function = _MemoryLimited(limit)
+    result = run_chunked(function, batch, chunk_size=start, restart=True,
+                         combine=lambda parts: [len(part) for part in parts])
+    expected = _expected_size(start, limit, length)
+    assert result.chunk_size == expected
+    # After the last failure the batch ran from the start, in chunks of exactly that size.
+    after = function.calls[len(function.calls) - result.num_chunks:]
+    assert result.output == after
+    assert sum(after) == length and all(n == expected for n in after[:-1])
+    assert len(function.calls) == result.halvings + result.num_chunks + sum(
+        1 for n in function.calls[:len(function.calls) - result.num_chunks] if n <= limit)
+
+
+def test_combine_must_be_callable():
+    with pytest.raises(ValueError, match="combine"):
+        run_chunked(np.sin, np.arange(4.0), combine="sum")
+
+
 def test_other_errors_are_not_retried():
     calls = []
 
