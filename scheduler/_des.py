@@ -418,7 +418,7 @@ def _ratio_greedy(blk):
     and ``cost [B]`` (``inf`` where it needs more than D experts)."""
     num_instances = blk.g.shape[0]
     everyone = np.arange(num_instances)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = np.where(blk.valid, blk.c / blk.g, np.inf)
     by_ratio = np.argsort(ratio, axis=1, kind="stable")
     got = np.cumsum(_gather(blk.g, by_ratio), axis=1)
