@@ -7,10 +7,13 @@ shape (model load, TensorFlow tracing / XLA compilation are not timed):
 1. ``batch``: one point (default study settings: rayleigh, K = 8, N = 64, abstraction PHY,
    scheme ``des``) with 1 ... 4096 tokens, in every execution mode the engine accepts
    (``[execution] mode``; ``xla`` is measured where the config allows it).
-2. ``size``: 256 tokens in ``graph`` mode as K (experts = nodes; a model of each size is trained
+2. ``size``: 256 tokens in every mode as K (experts = nodes; a model of each size is trained
    on first use and cached) and N (subcarriers) grow.
-3. ``channels``: the Sionna channel blocks alone (TDL-A, 8 links, 2 rounds, 64 subcarriers)
-   through ``dmoe.phy.sample_links`` in eager / graph / xla: where XLA applies today.
+3. ``settings``: what the other ``[execution]`` settings cost or save: chunks of 256 / 1024
+   tokens against the whole batch at 4096 tokens, double against single precision at 1024
+   tokens, and a TDL-A point (Sionna channel blocks inside the engine) in every mode.
+4. ``channels``: the Sionna channel blocks alone (TDL-A, 8 links, 2 rounds, 64 subcarriers)
+   through ``dmoe.phy.sample_links`` in eager / graph / xla.
 
 Where the time goes: the engine's own per-scheme clocks (``time_phy_s``, ``time_moe_s``,
 ``time_scheduler_s``) plus the point-level PHY work (channel draw and planning rates, timed here
@@ -107,17 +110,21 @@ def measure_point(config, repeats):
     return {"tokens": config.num_tokens, "experts": model.num_experts,
             "layers": model.num_layers, "subcarriers": config.channel.num_subcarriers,
             "mode": config.execution.mode, "schemes": list(config.schemes),
+            "channel": config.channel.model, "precision": config.execution.precision,
+            "chunk_size": rows[0]["chunk_size"], "num_chunks": rows[0]["num_chunks"],
             "rounds": rounds, "wall_s": wall, "rounds_per_s": rounds / wall,
             "share": {part: seconds / wall for part, seconds in parts.items()},
             "device": rows[0]["device"]}
 
 
-def _config(tokens, mode, schemes, experts=None, subcarriers=64):
+def _config(tokens, mode, schemes, experts=None, subcarriers=64, channel="rayleigh",
+            precision="single", chunk_size=None):
     config = {"seed": 1, "num_tokens": tokens, "schemes": list(schemes), "importance": 0.9,
-              "max_experts": 2, "channel": {"model": "rayleigh", "num_subcarriers": subcarriers,
+              "max_experts": 2, "channel": {"model": channel, "num_subcarriers": subcarriers,
                                             "tx_power_dbm": 23.0, "max_distance_m": 150.0,
                                             "speed_mps": 3.0},
-              "phy": {"fidelity": "abstraction"}, "execution": {"mode": mode}}
+              "phy": {"fidelity": "abstraction"},
+              "execution": {"mode": mode, "precision": precision, "chunk_size": chunk_size}}
     if experts is not None:
         config["moe"] = {"num_experts": experts}
     return config
@@ -190,14 +197,31 @@ def main(argv=None):
             print(_row(batch[-1]), flush=True)
 
     size = []
-    for count in experts:
-        _try(size, f"K={count}", measure_point, _config(256, "graph", schemes, experts=count),
-             repeats)
-        print(_row(size[-1]), flush=True)
-    for count in subcarriers:
-        _try(size, f"N={count}", measure_point,
-             _config(256, "graph", schemes, subcarriers=count), repeats)
-        print(_row(size[-1]), flush=True)
+    engine_modes_run = [mode for mode in modes if mode in accepted]
+    for mode in engine_modes_run:
+        for count in experts:
+            _try(size, f"K={count} {mode}", measure_point,
+                 _config(256, mode, schemes, experts=count), repeats)
+            print(_row(size[-1]), flush=True)
+        for count in subcarriers:
+            _try(size, f"N={count} {mode}", measure_point,
+                 _config(256, mode, schemes, subcarriers=count), repeats)
+            print(_row(size[-1]), flush=True)
+
+    settings = []
+    cases = [] if args.quick else [
+        ("whole batch", _config(4096, "graph", schemes)),
+        ("chunks of 1024", _config(4096, "graph", schemes, chunk_size=1024)),
+        ("chunks of 256", _config(4096, "graph", schemes, chunk_size=256)),
+        ("single", _config(1024, "graph", schemes)),
+        ("double", _config(1024, "graph", schemes, precision="double"))]
+    cases += [(f"tdl {mode}", _config(256, mode, schemes, channel="tdl"))
+              for mode in engine_modes_run]
+    for label, config in cases:
+        _try(settings, label, measure_point, config, 1 if config["num_tokens"] > 1024
+             else repeats)
+        settings[-1].setdefault("case", label)
+        print(_row(settings[-1]), flush=True)
 
     channels = []
     for mode in ("eager", "graph", "xla"):
@@ -210,7 +234,7 @@ def main(argv=None):
     report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                           **run_metadata()},
               "engine_modes": list(accepted), "schemes": schemes,
-              "batch": batch, "size": size, "channels": channels,
+              "batch": batch, "size": size, "settings": settings, "channels": channels,
               "total_wall_s": time.perf_counter() - started}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -226,15 +250,16 @@ def _row(r):
     if "error" in r:
         return f"| {r.get('case', r.get('mode'))} | failed: {r['error'][:100]} |"
     s = r["share"]
-    return (f"| {r['mode']} | {r['tokens']} | {r['experts']} | {r['subcarriers']} | "
+    return (f"| {r['mode']} | {r['channel']} | {r['precision']} | {r['tokens']} | "
+            f"{r['chunk_size']} x {r['num_chunks']} | {r['experts']} | {r['subcarriers']} | "
             f"{r['wall_s']:.3f} | {r['rounds_per_s']:.0f} | {s['phy']:.0%} | {s['moe']:.0%} | "
             f"{s['scheduler']:.0%} | {s['other']:.0%} |")
 
 
 def _markdown(report):
     machine = report["machine"]
-    head = ("| mode | tokens | K | N | wall (s) | rounds/s | phy | moe | scheduler | other |\n"
-            "|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| mode | channel | precision | tokens | chunks | K | N | wall (s) | rounds/s | "
+            "phy | moe | scheduler | other |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = ["# Scaling benchmark", "",
              f"{machine['cpus']} CPUs, device {machine['device']}, {machine['platform']}, "
              f"TensorFlow {machine['versions']['tensorflow']}; schemes {report['schemes']}; "
@@ -247,8 +272,11 @@ def _markdown(report):
         if 1 in by_tokens and 1024 in by_tokens:
             lines.append(f"\n{mode}: throughput at 1024 tokens / at 1 token = "
                          f"{by_tokens[1024] / by_tokens[1]:.1f}x")
-    lines += ["", "## As K and N grow (256 tokens, graph)", "", head]
+    lines += ["", "## As K and N grow (256 tokens)", "", head]
     lines += [_row(r) for r in report["size"]]
+    lines += ["", "## Chunks, precision, and a Sionna channel (TDL-A) inside the engine", "",
+              head]
+    lines += [_row(r) for r in report["settings"]]
     lines += ["", "## Sionna channel blocks alone (TDL-A, 8 links, 2 rounds, 64 subcarriers)", "",
               "| mode | batch | wall (s) | channel draws/s |", "|---|---|---|---|"]
     lines += [_channel_row(r) for r in report["channels"]]
