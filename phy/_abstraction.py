@@ -110,6 +110,9 @@ def _segment_uncached(payload_bits, bits_per_symbol, code_rate):
 # base graph 2's 3824 bits (TS 38.212 7.2.2).
 MAX_LOW_RATE_TB_BITS = 3752
 
+# MCS indices are < 64: ``payload_bits * 64 + mcs`` is a unique integer key of the pair.
+_MCS_KEY = 64
+
 
 def segment(payload_bits, mcs, mcs_table):
     r"""Transport blocks carrying each payload: resource elements, TB size, code blocks.
@@ -144,13 +147,15 @@ def segment(payload_bits, mcs, mcs_table):
     num_tb : [...], int64
         TBs the payload is split into (1 unless the code rate is below 1/3).
     """
-    payload_bits = np.asarray(payload_bits, dtype=np.int64)
-    mcs = np.broadcast_to(np.asarray(mcs, dtype=np.int64), payload_bits.shape)
-    keys = np.stack([payload_bits.ravel(), mcs.ravel()], axis=-1)
-    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    missing = [i for i, (b, m) in enumerate(unique)
-               if (mcs_table, int(m), int(b)) not in _SEGMENT_CACHE]
+    payload_bits, mcs = np.broadcast_arrays(np.asarray(payload_bits, dtype=np.int64),
+                                            np.asarray(mcs, dtype=np.int64))
+    # One integer key per (payload, MCS) pair: a 1-D unique (a plain sort) instead of the
+    # row-wise unique of a [M, 2] array (a lexsort), several times faster on large batches.
+    keys = payload_bits.ravel() * _MCS_KEY + mcs.ravel()
+    unique_keys, inverse = np.unique(keys, return_inverse=True)
+    unique = np.stack([unique_keys // _MCS_KEY, unique_keys % _MCS_KEY], axis=-1)   # [U, 2]
+    missing = [i for i, (b, m) in enumerate(unique.tolist())
+               if (mcs_table, m, b) not in _SEGMENT_CACHE]
     if missing:
         qm, rate, _ = mcs_table_arrays(mcs_table)
         b = unique[missing, 0]
@@ -163,10 +168,10 @@ def segment(payload_bits, mcs, mcs_table):
             _SEGMENT_CACHE[(mcs_table, int(unique[i, 1]), int(unique[i, 0]))] = (
                 int(num_tb[j] * num_re[j]), int(tbs[j]), int(cbs[j]), int(num_tb[j] * ncb[j]),
                 int(num_tb[j]))
-    table = np.array([_SEGMENT_CACHE[(mcs_table, int(m), int(b))] for b, m in unique],
+    table = np.array([_SEGMENT_CACHE[(mcs_table, m, b)] for b, m in unique.tolist()],
                      dtype=np.int64).reshape(-1, 5)
-    out = table[inverse].reshape(payload_bits.shape + (5,))
-    return tuple(out[..., i] for i in range(5))
+    inverse = inverse.reshape(payload_bits.shape)
+    return tuple(np.take(table[:, i], inverse) for i in range(5))
 
 
 def grid_symbols(num_re, num_subcarriers):
@@ -188,6 +193,56 @@ def grid_symbols(num_re, num_subcarriers):
     data = -(-np.asarray(num_re, dtype=np.int64) // num_subcarriers)
     pilots = -(-data // DATA_SYMBOLS_PER_SLOT)
     return data, pilots
+
+
+def compact_subcarriers(used, *values):
+    r"""Gather each row's used subcarriers to the front of a narrow array.
+
+    A link typically occupies a few of the ``S`` subcarriers; the abstraction's per-subcarrier
+    work (post-equalisation SINR, EESM, uncoded BER) only needs the used ones. Row ``m`` of
+    the output holds the values of row ``m``'s used subcarriers in ascending subcarrier order,
+    then padding (marked unused, value 0) up to ``U = max(1, max_m |N_m|)`` columns. Every
+    per-subcarrier formula of this module gives the same per-subcarrier values on the compact
+    arrays; sums over the used subcarriers (EESM's mean, the mean BER) only add their terms in
+    another order (``tests/test_phy_abstraction_fast.py``).
+
+    Input
+    -----
+    used : [M, S], bool
+        Subcarriers each row uses.
+    *values : [M, S], any dtype
+        Per-subcarrier arrays to gather (e.g. the SNR).
+
+    Output
+    ------
+    compact_used : [M, U], bool
+        True in the first ``|N_m|`` columns of row ``m``.
+    *compact_values : [M, U], dtype of each input
+        The used subcarriers' values, 0 in the padding.
+
+    Example
+    -------
+    >>> used = np.array([[False, True, False, True], [True, False, False, False]])
+    >>> snr = np.array([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])
+    >>> compact_used, compact_snr = compact_subcarriers(used, snr)
+    >>> compact_used.tolist(), compact_snr.tolist()
+    ([[True, True], [True, False]], [[2.0, 4.0], [5.0, 0.0]])
+    """
+    used = np.asarray(used, dtype=bool)
+    num = used.shape[0]
+    count = used.sum(axis=1)
+    width = max(int(count.max(initial=0)), 1)
+    rows, cols = np.nonzero(used)                     # row-major: ascending column per row
+    start = np.cumsum(count) - count
+    position = np.arange(len(rows)) - np.repeat(start, count)
+    compact_used = np.arange(width)[None, :] < count[:, None]
+    out = [compact_used]
+    for value in values:
+        value = np.asarray(value)
+        compact = np.zeros((num, width), dtype=value.dtype)
+        compact[rows, position] = value[rows, cols]
+        out.append(compact)
+    return tuple(out)
 
 
 def post_equalisation_sinr(snr, pilot_symbols):

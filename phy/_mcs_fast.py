@@ -48,9 +48,22 @@ def _segments(table, bler_target, code_block_size):
     for segment in np.nonzero(above.any(axis=0))[0]:
         ranks = np.nonzero(above[:, segment])[0]
         depends_rank[segment, :len(ranks)] = ranks
-    for array in (curves, candidates, best_always, depends_rank):
+    # Flat look-up tables (1-D takes are several times faster than 2-D fancy indexing):
+    # values at both ends of every segment, per candidate rank and per "depends" column.
+    num_segments = curves.shape[1] - 1
+    ranked = curves[candidates]                                       # [C, S]
+    low_end = np.ascontiguousarray(ranked[:, :-1]).ravel()            # [C x (S - 1)]
+    high_end = np.ascontiguousarray(ranked[:, 1:]).ravel()
+    safe = np.maximum(depends_rank, 0)
+    segment_index = np.arange(num_segments)[:, None]
+    depends_low = ranked[safe, segment_index]                         # [S - 1, width]
+    depends_high = ranked[safe, segment_index + 1]
+    has_depends = depends_rank[:, 0] >= 0                             # [S - 1]
+    for array in (curves, candidates, best_always, depends_rank, low_end, high_end,
+                  depends_low, depends_high, has_depends):
         array.setflags(write=False)
-    return curves, candidates, best_always, depends_rank, snr_grid
+    return (curves, candidates, best_always, depends_rank, snr_grid, low_end, high_end,
+            depends_low, depends_high, has_depends)
 
 
 def select_mcs_fast(snr_db, table=1, bler_target=0.1, code_block_size=DEFAULT_CODE_BLOCK_SIZE):
@@ -71,21 +84,38 @@ def select_mcs_fast(snr_db, table=1, bler_target=0.1, code_block_size=DEFAULT_CO
     _check_table(table)
     if not code_block_size > 0:
         raise ValueError(f"code_block_size must be > 0 bits, got {code_block_size!r}")
-    curves, candidates, best_always, depends_rank, snr_grid = _segments(
-        int(table), float(bler_target), code_block_size)
-    # Position on the grid exactly as bler_awgn computes it.
-    position = (np.asarray(snr_db, dtype=np.float64) - snr_grid[0]) / (snr_grid[1] - snr_grid[0])
-    position = np.clip(np.nan_to_num(position, nan=0.0, neginf=0.0), 0.0, len(snr_grid) - 1.0)
-    lower = np.minimum(np.floor(position).astype(np.int64), len(snr_grid) - 2)
+    (_, candidates, best_always, depends_rank, snr_grid, low_end, high_end, depends_low,
+     depends_high, has_depends) = _segments(int(table), float(bler_target), code_block_size)
+    num_segments = len(snr_grid) - 1
+    # Position on the grid exactly as bler_awgn computes it (clip maps -inf to 0 and +inf to
+    # the top as nan_to_num followed by clip does; NaN is set to 0 as nan_to_num does).
+    shape = np.shape(snr_db)
+    position = np.asarray(snr_db, dtype=np.float64).reshape(-1) - snr_grid[0]
+    position /= snr_grid[1] - snr_grid[0]
+    position = np.clip(position, 0.0, len(snr_grid) - 1.0, out=position)
+    nan = np.isnan(position)
+    if nan.any():
+        position[nan] = 0.0
+    # position >= 0, so truncation is floor.
+    lower = np.minimum(position.astype(np.int64), num_segments - 1)
     frac = position - lower
+    del position, nan
 
-    best = best_always[lower]
-    for column in range(depends_rank.shape[1]):
-        rank = depends_rank[lower, column]
-        mcs = candidates[np.maximum(rank, 0)]
-        value = curves[mcs, lower] * (1.0 - frac) + curves[mcs, lower + 1] * frac
-        best = np.where((rank > best) & (value <= bler_target), rank, best)
+    best = np.take(best_always, lower)
+    # Only SNRs in a segment with "depends" candidates can move above the "always" one.
+    where = np.flatnonzero(np.take(has_depends, lower))
+    if where.size:
+        sub_lower = lower[where]
+        sub_frac = frac[where]
+        sub_best = best[where]
+        for column in range(depends_rank.shape[1]):
+            rank = depends_rank[sub_lower, column]
+            value = (depends_low[sub_lower, column] * (1.0 - sub_frac)
+                     + depends_high[sub_lower, column] * sub_frac)
+            sub_best = np.where((rank > sub_best) & (value <= bler_target), rank, sub_best)
+        best[where] = sub_best
     found = best >= 0
-    mcs = candidates[np.maximum(best, 0)]
-    chosen = curves[mcs, lower] * (1.0 - frac) + curves[mcs, lower + 1] * frac
-    return np.where(found, mcs, -1).astype(np.int32), np.where(found, chosen, 1.0)
+    flat = np.maximum(best, 0) * num_segments + lower
+    chosen = np.take(low_end, flat) * (1.0 - frac) + np.take(high_end, flat) * frac
+    mcs = np.where(found, np.take(candidates, np.maximum(best, 0)), -1).astype(np.int32)
+    return mcs.reshape(shape), np.where(found, chosen, 1.0).reshape(shape)

@@ -251,15 +251,25 @@ class LinkSimulator:
 
     # -------------------------------------------------------- link adaptation
     def _block_error_rate(self, snr, used, payload_bits, mcs, attempt=1):
-        """Abstraction TB error rate of attempt ``attempt`` (chase combined), [M] float64."""
+        """Abstraction TB error rate of attempt ``attempt`` (chase combined).
+
+        snr, used: [M, S]; payload_bits, mcs: [M]. Returns ``tbler`` [M] float64 and the
+        combined post-equalisation SINR of the used subcarriers, compacted to [M, U]
+        (:func:`_abstraction.compact_subcarriers`).
+        """
+        compact_used, compact_snr = _abs.compact_subcarriers(used, snr)
         num_re, _, cb_size, num_cb, _ = _abs.segment(payload_bits, mcs, self.mcs_table)
-        _, pilots = _abs.grid_symbols(num_re, used.sum(axis=-1))
-        sinr = attempt * _abs.post_equalisation_sinr(snr, pilots)
-        sinr_eff = _abs.effective_sinr(sinr, used, mcs, self.mcs_table)
+        _, pilots = _abs.grid_symbols(num_re, compact_used.sum(axis=-1))
+        sinr = attempt * _abs.post_equalisation_sinr(compact_snr, pilots)
+        sinr_eff = _abs.effective_sinr(sinr, compact_used, mcs, self.mcs_table)
         return _abs.tb_error_rate(sinr_eff, mcs, cb_size, num_cb, self.mcs_table), sinr
 
     def select_mcs(self, snr, subcarriers, payload_bits):
         r"""Link adaptation: the highest MCS whose TB error rate at ``snr`` is <= bler_target.
+
+        Every candidate MCS is evaluated on the link's used subcarriers only (gathered into a
+        compact [M, U] array, ``U`` the most subcarriers any row uses), and the TB sizing once
+        per distinct payload.
 
         Input
         -----
@@ -278,9 +288,21 @@ class LinkSimulator:
         if num == 0:
             return chosen
         k = len(candidates)
-        tbler, _ = self._block_error_rate(
-            np.repeat(snr, k, axis=0), np.repeat(subcarriers, k, axis=0),
-            np.repeat(payload_bits, k), np.tile(candidates, num))
+        compact_used, compact_snr = _abs.compact_subcarriers(subcarriers, snr)   # [M, U]
+        width = compact_used.shape[1]
+        # TB sizing per distinct payload x candidate, then per link: [M, k].
+        bits, inverse = np.unique(np.asarray(payload_bits, dtype=np.int64).reshape(num),
+                                  return_inverse=True)
+        num_re, _, cb_size, num_cb, _ = (
+            part[inverse.reshape(num)] for part in _abs.segment(
+                bits[:, None], candidates[None, :], self.mcs_table))
+        _, pilots = _abs.grid_symbols(num_re, compact_used.sum(axis=-1)[:, None])
+        sinr = _abs.post_equalisation_sinr(compact_snr[:, None, :], pilots)     # [M, k, U]
+        mcs = np.tile(candidates, num)
+        sinr_eff = _abs.effective_sinr(sinr.reshape(num * k, width),
+                                       np.repeat(compact_used, k, axis=0), mcs, self.mcs_table)
+        tbler = _abs.tb_error_rate(sinr_eff, mcs, cb_size.reshape(-1), num_cb.reshape(-1),
+                                   self.mcs_table)
         ok = tbler.reshape(num, k) <= self.bler_target
         best = np.where(ok.any(axis=1), k - 1 - np.argmax(ok[:, ::-1], axis=1), 0)
         return candidates[best].astype(np.int64)
@@ -361,6 +383,8 @@ class LinkSimulator:
 
     def _realise_abstraction(self, snr, used, payload_bits, mcs, payload, rng):
         num = len(snr)
+        # Only the used subcarriers matter: [M, S] -> [M, U].
+        used, snr = _abs.compact_subcarriers(used, snr)
         num_attempts = 1 + self.max_retransmissions
         num_re, _, cb_size, num_cb, _ = _abs.segment(payload_bits, mcs, self.mcs_table)
         _, pilots = _abs.grid_symbols(num_re, used.sum(axis=-1))
