@@ -68,9 +68,16 @@ def mcs_rate(snr, subcarrier_spacing_hz, bler_target=0.1, table=1,
     if not subcarrier_spacing_hz > 0:
         raise ValueError(f"subcarrier_spacing_hz must be > 0, got {subcarrier_spacing_hz!r}")
     snr = np.asarray(snr, dtype=np.float64)
+    # The same float64 operations as 10 * log10(max(snr, 0)) and df * SE * (1 - BLER), done in
+    # place (fewer large temporaries at big batches).
+    snr_db = np.maximum(snr, 0.0, out=np.empty(snr.shape))
     with np.errstate(divide="ignore"):
-        snr_db = 10.0 * np.log10(np.maximum(snr, 0.0))
+        np.log10(snr_db, out=snr_db)
+    snr_db *= 10.0
     mcs, bler = select_mcs(snr_db, table=table, bler_target=bler_target,
                            code_block_size=code_block_size)
-    efficiency = np.append(mcs_table(table).spectral_efficiency, 0.0)[mcs]  # mcs -1 -> 0
-    return subcarrier_spacing_hz * efficiency * (1.0 - bler)
+    del snr_db
+    efficiency = np.take(np.append(mcs_table(table).spectral_efficiency, 0.0), mcs)  # -1 -> 0
+    rate = np.multiply(subcarrier_spacing_hz, efficiency, out=np.empty(snr.shape))
+    rate *= np.subtract(1.0, bler, out=bler)
+    return rate if rate.ndim else rate[()]
