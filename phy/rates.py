@@ -6,6 +6,9 @@ from ._mcs import DEFAULT_CODE_BLOCK_SIZE, mcs_table, select_mcs
 
 __all__ = ["shannon_rate", "mcs_rate"]
 
+# Elements per block of mcs_rate.
+_BLOCK = 1 << 16
+
 
 def shannon_rate(snr, subcarrier_spacing_hz):
     r"""Shannon rate ``df log2(1 + snr)`` per subcarrier.
@@ -68,16 +71,22 @@ def mcs_rate(snr, subcarrier_spacing_hz, bler_target=0.1, table=1,
     if not subcarrier_spacing_hz > 0:
         raise ValueError(f"subcarrier_spacing_hz must be > 0, got {subcarrier_spacing_hz!r}")
     snr = np.asarray(snr, dtype=np.float64)
-    # The same float64 operations as 10 * log10(max(snr, 0)) and df * SE * (1 - BLER), done in
-    # place (fewer large temporaries at big batches).
-    snr_db = np.maximum(snr, 0.0, out=np.empty(snr.shape))
-    with np.errstate(divide="ignore"):
-        np.log10(snr_db, out=snr_db)
-    snr_db *= 10.0
-    mcs, bler = select_mcs(snr_db, table=table, bler_target=bler_target,
-                           code_block_size=code_block_size)
-    del snr_db
-    efficiency = np.take(np.append(mcs_table(table).spectral_efficiency, 0.0), mcs)  # -1 -> 0
-    rate = np.multiply(subcarrier_spacing_hz, efficiency, out=np.empty(snr.shape))
-    rate *= np.subtract(1.0, bler, out=bler)
+    shape = snr.shape
+    snr = snr.reshape(-1)
+    efficiency = np.append(mcs_table(table).spectral_efficiency, 0.0)        # mcs -1 -> 0
+    rate = np.empty(snr.shape)
+    # The same float64 operations as 10 log10(max(snr, 0)) and df x SE x (1 - BLER), in place
+    # and block by block (the temporaries of a block stay in the CPU caches).
+    for start in range(0, len(snr), _BLOCK):
+        block = slice(start, start + _BLOCK)
+        snr_db = np.maximum(snr[block], 0.0)
+        with np.errstate(divide="ignore"):
+            np.log10(snr_db, out=snr_db)
+        snr_db *= 10.0
+        mcs, bler = select_mcs(snr_db, table=table, bler_target=bler_target,
+                               code_block_size=code_block_size)
+        out = rate[block]
+        np.multiply(subcarrier_spacing_hz, np.take(efficiency, mcs), out=out)
+        out *= np.subtract(1.0, bler, out=bler)
+    rate = rate.reshape(shape)
     return rate if rate.ndim else rate[()]
