@@ -172,8 +172,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     tokens = [int(t) for t in args.tokens.split(",")]
-    experts = [int(k) for k in args.experts.split(",")]
-    subcarriers = [int(n) for n in args.subcarriers.split(",")]
+    experts = [int(k) for k in args.experts.split(",") if k.strip()]
+    subcarriers = [int(n) for n in args.subcarriers.split(",") if n.strip()]
     repeats = args.repeats
     if args.quick:
         tokens, experts, repeats = [t for t in tokens if t <= 256], [], 1
