@@ -14,25 +14,11 @@ import tensorflow as tf
 
 from dmoe.phy import ChannelConfig, Links, LinkSimulator, sample_links
 from dmoe.phy import _bittrue, _channels
+from test_phy_channels import C, _ref_umi  # TR 38.901 UMi path loss, written out there
 
-C = 299_792_458.0
 _SINGLE = {tf.float32, tf.complex64}
 _DOUBLE = {tf.float64, tf.complex128}
 _DTYPES = {"single": (np.complex64, np.float32), "double": (np.complex128, np.float64)}
-
-
-def _umi_nlos_pathloss_db(d2d, fc, h_bs=10.0, h_ut=1.5):
-    """TR 38.901 Table 7.4.1-1, UMi street canyon NLoS, written out as the reference."""
-    d3d = math.hypot(d2d, h_bs - h_ut)
-    f = fc / 1e9
-    d_bp = 4 * (h_bs - 1) * (h_ut - 1) * fc / C
-    if d2d <= d_bp:
-        pl_los = 32.4 + 21 * math.log10(d3d) + 20 * math.log10(f)
-    else:
-        pl_los = (32.4 + 40 * math.log10(d3d) + 20 * math.log10(f)
-                  - 9.5 * math.log10(d_bp ** 2 + (h_bs - h_ut) ** 2))
-    return max(pl_los, 35.3 * math.log10(d3d) + 22.4 + 21.3 * math.log10(f)
-               - 0.3 * (h_ut - 1.5))
 
 
 def _assert_links_dtypes(links, precision):
@@ -123,7 +109,7 @@ def test_rayleigh_double_mean_power_is_pathloss_gain():
     h = sample_links(cfg, batch_size=64, num_links=2, seed=3, precision="double").h_dispatch
     for k, d in enumerate(distances):
         power = np.abs(h[:, :, k]).ravel() ** 2 / 10 ** (
-            -_umi_nlos_pathloss_db(d, cfg.carrier_frequency_hz) / 10)
+            -_ref_umi(d, cfg.carrier_frequency_hz, los=False) / 10)
         # 4096 i.i.d. Exp(1) samples: mean 1 within 5 standard errors (std of Exp(1) is 1).
         assert abs(power.mean() - 1.0) < 5 / math.sqrt(power.size)
 

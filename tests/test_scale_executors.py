@@ -53,6 +53,15 @@ def _time_limit(seconds):
         signal.signal(signal.SIGALRM, previous)
 
 
+def _collect_until_failed(executor, function, items, seconds=120):
+    """Every ``(item, result)`` the executor yields, and the PointsFailed it must end with."""
+    got = {}
+    with _time_limit(seconds), pytest.raises(PointsFailed) as info:
+        for item, result in executor.map(function, items):
+            got[item] = result
+    return got, info.value
+
+
 @pytest.fixture(scope="module")
 def serial_table(tmp_path_factory):
     directory = tmp_path_factory.mktemp("serial") / "run"
@@ -89,15 +98,12 @@ def test_process_executor_reports_points_it_cannot_finish_and_keeps_the_rest(mon
     # (abs) as the point function keeps the workers light.
     monkeypatch.setenv("DMOE_FAULT_KILL_POINT", "-3")
     monkeypatch.delenv("DMOE_FAULT_ONCE_DIR", raising=False)
-    got = {}
-    with _time_limit(120), pytest.raises(PointsFailed) as info:
-        for item, result in ProcessExecutor(workers=2, max_retries=1).map(abs, ITEMS):
-            got[item] = result
-    failed = {failure.item: failure for failure in info.value.failures}
+    got, error = _collect_until_failed(ProcessExecutor(workers=2, max_retries=1), abs, ITEMS)
+    failed = {failure.item: failure for failure in error.failures}
     assert -3 in failed and failed[-3].attempts == 2 and "died" in failed[-3].reason
     assert set(got) | set(failed) == set(ITEMS) and not set(got) & set(failed)
     assert all(result == abs(item) for item, result in got.items())
-    assert "point(s) failed" in str(info.value) and "rerun" in str(info.value)
+    assert "point(s) failed" in str(error) and "rerun" in str(error)
 
     # When no point finishes at all, the report points at a failing worker start.
     with _time_limit(60), pytest.raises(PointsFailed, match="no point finished"):
@@ -115,21 +121,16 @@ def test_process_executor_charges_only_the_point_whose_worker_died(monkeypatch):
     # max_retries=1 only -3 is reported (after exactly 2 attempts), every other item finishes.
     monkeypatch.setenv("DMOE_FAULT_KILL_POINT", "-3")
     monkeypatch.delenv("DMOE_FAULT_ONCE_DIR", raising=False)
-    got = {}
-    with _time_limit(120), pytest.raises(PointsFailed) as info:
-        for item, result in ProcessExecutor(workers=1, max_retries=1).map(abs, ITEMS):
-            got[item] = result
-    assert [(f.item, f.attempts) for f in info.value.failures] == [(-3, 2)]
+    got, error = _collect_until_failed(ProcessExecutor(workers=1, max_retries=1), abs, ITEMS)
+    assert [(f.item, f.attempts) for f in error.failures] == [(-3, 2)]
     assert got == {item: abs(item) for item in ITEMS if item != -3}
 
 
 def test_process_executor_reports_exceptions_without_retrying():
-    got = {}
-    with _time_limit(120), pytest.raises(PointsFailed) as info:
-        for item, result in ProcessExecutor(workers=1).map(math.sqrt, [0.0, 1.0, -4.0, 9.0]):
-            got[item] = result
+    got, error = _collect_until_failed(ProcessExecutor(workers=1), math.sqrt,
+                                       [0.0, 1.0, -4.0, 9.0])
     assert got == {0.0: 0.0, 1.0: 1.0, 9.0: 3.0}
-    (failure,) = info.value.failures
+    (failure,) = error.failures
     assert isinstance(failure, PointFailure)
     assert (failure.item, failure.attempts) == (-4.0, 1)
     assert "ValueError" in failure.reason and "math domain error" in failure.reason
