@@ -23,13 +23,13 @@ import tensorflow as tf
 from sionna.phy.mapping import Demapper, Mapper
 from sionna.phy.nr import TBDecoder, TBEncoder
 
+from ._channels import EXECUTION_MODES, PRECISIONS  # noqa: F401  (one definition in phy)
+
 __all__ = []
 
 # Unit-energy pilot; LS needs only a known symbol (its value does not change the estimate).
 _PILOT = (1.0 + 1.0j) / np.sqrt(2.0)
 
-EXECUTION_MODES = ("eager", "graph", "xla")
-PRECISIONS = ("single", "double")
 _TF_DTYPES = {"single": (tf.float32, tf.complex64), "double": (tf.float64, tf.complex128)}
 _NP_DTYPES = {"single": (np.float32, np.complex64), "double": (np.float64, np.complex128)}
 

@@ -169,3 +169,18 @@ def test_configure_device_resolves_what_exists():
         assert resolve_device(None) == "/device:CPU:0"
     with pytest.raises(ValueError, match="device '/GPU:97' is not available"):
         resolve_device("/GPU:97")
+
+
+def test_every_part_accepts_the_same_modes_and_precisions():
+    # The engine passes one [execution] section to phy, moe and cosim: their lists must agree.
+    import typing
+    from dmoe.cosim.config import ExecutionSection
+    from dmoe.cosim.execution import EXECUTION_MODES, PRECISIONS
+    from dmoe.moe import EXECUTION_MODES as MOE_MODES
+    from dmoe.phy import _channels, link_simulator
+    fields = ExecutionSection.model_fields
+    assert typing.get_args(fields["mode"].annotation) == EXECUTION_MODES
+    assert typing.get_args(fields["precision"].annotation) == PRECISIONS
+    assert MOE_MODES == _channels.EXECUTION_MODES == link_simulator.EXECUTION_MODES \
+        == EXECUTION_MODES
+    assert _channels.PRECISIONS == link_simulator.PRECISIONS == PRECISIONS
