@@ -14,7 +14,10 @@ layer (``docs/cosim.md``, "One round"):
 7. ``model.combine`` over the experts whose returns arrived (``phy.on_failure = "drop"``), or
    over every selected expert with its bit errors applied (``"corrupt"``)
 
-No Python loop runs over tokens; the loops are over schemes, layers and phases.
+No Python loop runs over tokens; the loops are over chunks of tokens (``[execution]
+chunk_size``, each chunk simulated whole, with its own channel draw), schemes, layers and phases.
+The execution mode and precision of ``[execution]`` go to ``dmoe.phy`` (channel draw, bit-true
+links) and to the MoE (``model.execution``), see ``docs/scaling.md``.
 """
 
 import contextlib
