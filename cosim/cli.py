@@ -7,6 +7,7 @@ command runs, so ``dmoe select-demo`` never pays for importing TensorFlow.
 
 import argparse
 import importlib
+import os
 import sys
 
 __all__ = ["main", "COMMANDS"]
@@ -39,6 +40,9 @@ def _load(module_name):
 
 def main(argv=None):
     """Entry point of the ``dmoe`` console script; returns the process exit code."""
+    # GPU memory as needed, decided before any sub-command imports TensorFlow (an explicit
+    # TF_FORCE_GPU_ALLOW_GROWTH in the environment wins).
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

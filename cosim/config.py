@@ -148,7 +148,8 @@ class PhySection(BaseModel):
 
 
 class ExecutionSection(BaseModel):
-    """``[execution]``: how the TensorFlow parts run (recorded with every result)."""
+    """``[execution]``: how the TensorFlow parts run (recorded with every result). GPU memory
+    growth is always on (a per-process setting, not a per-point one: ``docs/scaling.md``)."""
 
     model_config = _FROZEN
 
@@ -170,9 +171,6 @@ class ExecutionSection(BaseModel):
         "halved and the point restarted; the size used is recorded as `chunk_size`. Each chunk "
         "draws its own random streams, so rows depend on the chunk size used (and on `mode` "
         "for Sionna's channel draws and on `precision`), see docs/scaling.md.")
-    memory_growth: bool = Field(
-        True, description="Allocate GPU memory as needed instead of all of it when TensorFlow "
-        "starts (set once per process, before its first GPU use).")
 
 
 class StudyConfig(BaseModel):

@@ -203,23 +203,19 @@ def execution_settings(execution):
     """The :class:`~dmoe.cosim.execution.ExecutionSettings` of an ``[execution]`` section."""
     from .execution import ExecutionSettings
     return ExecutionSettings(mode=execution.mode, precision=execution.precision,
-                             device=execution.device, chunk_size=execution.chunk_size,
-                             memory_growth=execution.memory_growth)
+                             device=execution.device, chunk_size=execution.chunk_size)
 
 
 @contextlib.contextmanager
 def _execution(settings, model):
-    """Run the block in the settings' mode, on their device, with the model in that mode.
-
-    Yields the full name of the device used; the model's previous mode is restored after.
-    """
-    from .execution import configure_device, execution_scope
-    device = configure_device(settings)  # ValueError naming the devices this process has
+    """Run the block in the settings' mode, on their device, with the model in that mode
+    (restored afterwards)."""
+    from .execution import execution_scope
     before = model.execution
     model.execution = settings.mode
     try:
         with execution_scope(settings):
-            yield device
+            yield
     finally:
         model.execution = before
 
@@ -357,10 +353,17 @@ def run_point(config):
     started = time.perf_counter()
     key = point_key(config)
     point_seed = derive_seed(config.seed, key)
+    settings = execution_settings(config.execution)
+    # Memory growth on before the model load can initialise the GPUs; an unknown device is
+    # reported before any work (ValueError naming the devices this process has).
+    from .execution import configure_device
+    try:
+        device = configure_device(settings)
+    except ValueError as error:
+        raise ValueError(f"config key 'execution.device': {error}") from None
     model = load_model(config.moe)
     check_point(config, model)
-    settings = execution_settings(config.execution)
-    with _execution(settings, model) as device:
+    with _execution(settings, model):
         rows, chunks = _run(config, model, settings)
     wall = time.perf_counter() - started
     columns = config_columns(config)

@@ -17,14 +17,16 @@ TensorFlow is imported only inside the functions that need it.
 """
 
 import contextlib
+import os
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 __all__ = ["EXECUTION_MODES", "PRECISIONS", "ExecutionSettings", "ChunkedResult",
-           "configure_device", "resolve_device", "compile_function", "execution_scope",
+           "configure_device", "enable_memory_growth", "resolve_device", "compile_function", "execution_scope",
            "run_chunked"]
 
 #: How TensorFlow code runs: eagerly, as a graph (``tf.function``) or XLA-compiled.
@@ -151,11 +153,38 @@ def resolve_device(device=None):
                      f"{', '.join(logical)}")
 
 
-def configure_device(settings=None):
-    """Turn GPU memory growth on and return the device results are computed on.
+def enable_memory_growth():
+    """Make TensorFlow allocate GPU memory as needed, not all of it when it starts.
 
-    Call it once per process before TensorFlow first touches a GPU (a worker does it first
-    thing); afterwards memory growth can no longer be changed and is left as it is.
+    Sets ``TF_FORCE_GPU_ALLOW_GROWTH=true`` unless the environment already sets it (read when
+    TensorFlow initialises the GPUs; an explicit ``false`` is respected and nothing else is
+    done) and turns growth on for every GPU TensorFlow has not initialised yet. Call it before anything touches a GPU (``dmoe`` does so first
+    thing, :func:`dmoe.cosim.run_study` and :func:`dmoe.cosim.run_point` before loading a
+    model). If TensorFlow initialised the GPUs earlier without growth, a warning says so: the
+    setting can no longer change in this process.
+
+    Output
+    ------
+    gpus : int
+        Number of GPUs TensorFlow sees.
+    """
+    wanted = os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true").lower() == "true"
+    import tensorflow as tf
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus if wanted else ():
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # GPUs already initialised: the setting is fixed by now
+            if not tf.config.experimental.get_memory_growth(gpu):
+                warnings.warn(f"GPU memory growth could not be turned on for {gpu.name}: "
+                              "TensorFlow initialised the GPUs before dmoe could; set "
+                              "TF_FORCE_GPU_ALLOW_GROWTH=true in the environment",
+                              RuntimeWarning, stacklevel=2)
+    return len(gpus)
+
+
+def configure_device(settings=None):
+    """Turn GPU memory growth on (if asked) and return the device results are computed on.
 
     Parameters
     ----------
@@ -166,15 +195,15 @@ def configure_device(settings=None):
     ------
     device : str
         Full device name (see :func:`resolve_device`).
+
+    Raises
+    ------
+    ValueError
+        ``settings.device`` names a device this process does not have.
     """
-    import tensorflow as tf
     settings = settings or ExecutionSettings()
     if settings.memory_growth:
-        for gpu in tf.config.list_physical_devices("GPU"):
-            try:
-                tf.config.experimental.set_memory_growth(gpu, True)
-            except RuntimeError:  # GPUs already initialised: the setting is fixed by now
-                pass
+        enable_memory_growth()
     return resolve_device(settings.device)
 
 

@@ -110,8 +110,10 @@ def run_study(study, directory, executor=None, progress=True):
     -------
     >>> summary = run_study(load_study("configs/tradeoff.toml"), "results/tradeoff")  # doctest: +SKIP
     """
+    from .execution import enable_memory_growth
     executor = executor or SerialExecutor()
     started = time.perf_counter()
+    enable_memory_growth()  # before the preflight's model loads initialise the GPUs
     preflight(study)
     store = ResultStore(directory)
     metadata = run_metadata()

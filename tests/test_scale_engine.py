@@ -1,6 +1,7 @@
 """The engine under the run settings of ``[execution]``: chunks, out-of-memory halving, modes,
 precision (small: rayleigh, <= 48 tokens, L = 2, CPU)."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -101,10 +102,69 @@ def test_double_precision_is_recorded_and_agrees_statistically(model):
     single = run_point(config)[0]
     double = run_point({**config, "execution": {"precision": "double"}})[0]
     assert (single["precision"], double["precision"]) == ("single", "double")
+    # Double precision draws its own fading (float64 normals): other numbers, same statistics.
+    assert double["mean_snr_db"] != single["mean_snr_db"]
     # Same geometry, independent Rayleigh fading: the mean SNR in dB over 40 x 2 x 8 x 64
     # i.i.d. exponential gains has a standard error of about 0.03 dB.
     assert double["mean_snr_db"] == pytest.approx(single["mean_snr_db"], abs=0.2)
     assert double["accuracy"] == pytest.approx(single["accuracy"], abs=0.15)
+
+
+def test_mode_and_precision_reach_the_phy(model, monkeypatch):
+    calls = []
+    original_sample, original_simulator = dmoe.phy.sample_links, dmoe.phy.LinkSimulator
+
+    def sample_links(*args, **kwargs):
+        calls.append(("sample_links", kwargs["execution"], kwargs["precision"]))
+        return original_sample(*args, **kwargs)
+
+    def simulator(*args, **kwargs):
+        calls.append(("LinkSimulator", kwargs["execution"], kwargs["precision"]))
+        return original_simulator(*args, **kwargs)
+
+    monkeypatch.setattr(dmoe.phy, "sample_links", sample_links)
+    monkeypatch.setattr(dmoe.phy, "LinkSimulator", simulator)
+    run_point({"num_tokens": 8, "schemes": ["top_k"],
+               "execution": {"mode": "eager", "precision": "double", "chunk_size": 4}})
+    assert calls == [("LinkSimulator", "eager", "double")] + [
+        ("sample_links", "eager", "double")] * 2
+
+
+def test_chunk_tallies_add_up_to_the_whole_batch(model, monkeypatch):
+    # Give every chunk its slice of ONE whole-batch channel draw: then the chunked run sees
+    # exactly the channels of the unchunked one, and every metric (energies, latencies, SNR,
+    # nodes, accuracy) must come out the same: the chunks' sums are combined correctly.
+    original = dmoe.phy.sample_links
+    whole = {}
+
+    def sliced(config, batch_size, num_links, seed=0, **kwargs):
+        if "links" not in whole:
+            whole["links"] = original(config, batch_size=TOKENS, num_links=num_links, seed=123,
+                                      **kwargs)
+            whole["start"] = 0
+        links, start = whole["links"], whole["start"]
+        whole["start"] = (start + batch_size) % TOKENS
+        fields = {}
+        for item in dataclasses.fields(links):
+            value = getattr(links, item.name)
+            if isinstance(value, np.ndarray) and value.shape[:1] == (TOKENS,):
+                value = value[start:start + batch_size]
+            fields[item.name] = value
+        return type(links)(**fields)
+
+    monkeypatch.setattr(dmoe.phy, "sample_links", sliced)
+    config = {"num_tokens": TOKENS, "schemes": ["des", "jesa", "top_k"],
+              "phy": {"fidelity": "ideal"}}
+    whole_rows = _metrics(run_point(config))
+    whole.clear()
+    chunked_rows = _metrics(run_point({**config, "execution": {"chunk_size": 16}}))
+    for scheme, row in whole_rows.items():
+        for name, value in row.items():
+            other = chunked_rows[scheme][name]
+            if isinstance(value, float):
+                assert other == pytest.approx(value, rel=1e-9, abs=1e-15, nan_ok=True), name
+            else:
+                assert other == value, name
 
 
 @pytest.mark.parametrize("execution, word", [

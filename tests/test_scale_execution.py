@@ -1,5 +1,7 @@
 """Execution settings and chunking, on CPU, with out-of-memory errors simulated by a fake fn."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -184,3 +186,19 @@ def test_every_part_accepts_the_same_modes_and_precisions():
     assert MOE_MODES == _channels.EXECUTION_MODES == link_simulator.EXECUTION_MODES \
         == EXECUTION_MODES
     assert _channels.PRECISIONS == link_simulator.PRECISIONS == PRECISIONS
+
+
+def test_memory_growth_is_asked_for_before_tensorflow_starts_unless_the_user_said_no(
+        monkeypatch):
+    from dmoe.cosim.cli import main
+    from dmoe.cosim.execution import enable_memory_growth
+    monkeypatch.delenv("TF_FORCE_GPU_ALLOW_GROWTH", raising=False)
+    assert main([]) == 2  # no command: help only, but the environment is set first
+    assert os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    monkeypatch.delenv("TF_FORCE_GPU_ALLOW_GROWTH")
+    assert enable_memory_growth() == len(tf.config.list_physical_devices("GPU"))
+    assert os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    monkeypatch.setenv("TF_FORCE_GPU_ALLOW_GROWTH", "false")
+    enable_memory_growth()
+    main([])
+    assert os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "false"
