@@ -11,7 +11,8 @@ The reference table in ``docs/cosim.md`` is generated from these models by
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt,
+                      field_validator, model_validator)
 
 __all__ = [
     "SCHEMES",
@@ -55,35 +56,35 @@ class ChannelSection(BaseModel):
         "UMi / UMa / RMa (TR 38.901 system level).")
     profile: Literal["A", "B", "C", "D", "E"] = Field(
         "A", description="TDL / CDL power-delay profile (ignored by the other models).")
-    num_subcarriers: int = Field(64, ge=1, description="Number of subcarriers N.")
+    num_subcarriers: StrictInt = Field(64, ge=1, description="Number of subcarriers N.")
     subcarrier_spacing_hz: Literal[15e3, 30e3, 60e3, 120e3] = Field(
         30e3, description="Subcarrier spacing in Hz (5G NR numerology 0-3).")
-    carrier_frequency_hz: float = Field(3.5e9, gt=0, description="Carrier frequency in Hz.")
-    round_interval_s: float = Field(
+    carrier_frequency_hz: StrictFloat = Field(3.5e9, gt=0, description="Carrier frequency in Hz.")
+    round_interval_s: StrictFloat = Field(
         1e-3, gt=0, description="Time between two protocol rounds (MoE layers) in s; with "
         "`speed_mps` it sets how much the channel changes from layer to layer.")
-    delay_spread_s: float = Field(100e-9, gt=0, description="RMS delay spread in s (TDL/CDL).")
-    speed_mps: float = Field(0.0, ge=0, description="Node speed in m/s (Doppler).")
-    tx_power_dbm: float = Field(
+    delay_spread_s: StrictFloat = Field(100e-9, gt=0, description="RMS delay spread in s (TDL/CDL).")
+    speed_mps: StrictFloat = Field(0.0, ge=0, description="Node speed in m/s (Doppler).")
+    tx_power_dbm: StrictFloat = Field(
         23.0, ge=0, description="Total transmit power of one transmitter in dBm, spread "
         "uniformly over all subcarriers.")
-    noise_figure_db: float = Field(7.0, ge=0, description="Receiver noise figure in dB.")
-    noise_psd_dbm_hz: float = Field(-174.0, description="Thermal noise PSD in dBm/Hz.")
-    min_distance_m: float = Field(10.0, gt=0, description="Smallest node distance of the "
+    noise_figure_db: StrictFloat = Field(7.0, ge=0, description="Receiver noise figure in dB.")
+    noise_psd_dbm_hz: StrictFloat = Field(-174.0, description="Thermal noise PSD in dBm/Hz.")
+    min_distance_m: StrictFloat = Field(10.0, gt=0, description="Smallest node distance of the "
                                   "random drop in m.")
-    max_distance_m: float = Field(100.0, gt=0, description="Largest node distance of the "
+    max_distance_m: StrictFloat = Field(100.0, gt=0, description="Largest node distance of the "
                                   "random drop in m.")
-    distances_m: Optional[tuple[float, ...]] = Field(
+    distances_m: Optional[tuple[StrictFloat, ...]] = Field(
         None, description="One distance per expert node in m (overrides the random drop); "
         "length K.")
-    pathloss: bool = Field(True, description="Apply TR 38.901 path loss (and shadowing for "
+    pathloss: StrictBool = Field(True, description="Apply TR 38.901 path loss (and shadowing for "
                            "UMi/UMa/RMa).")
     csi: Literal["perfect", "ls", "outdated"] = Field(
         "perfect", description="What the scheduler sees: perfect CSI, an LS pilot estimate, "
         "or CSI `csi_delay_rounds` rounds old.")
-    csi_pilot_snr_gain_db: float = Field(0.0, description="LS estimate: pilot SNR relative "
+    csi_pilot_snr_gain_db: StrictFloat = Field(0.0, description="LS estimate: pilot SNR relative "
                                          "to the data SNR in dB.")
-    csi_delay_rounds: int = Field(1, ge=0, description="Outdated CSI: age in rounds.")
+    csi_delay_rounds: StrictInt = Field(1, ge=0, description="Outdated CSI: age in rounds.")
 
     @field_validator("distances_m")
     @classmethod
@@ -109,19 +110,19 @@ class MoESection(BaseModel):
         "digits", description="MoE task of `dmoe.moe` (trained on first use and cached).")
     cache_dir: Optional[str] = Field(
         None, description="Where trained models are cached (default: dmoe.moe's cache).")
-    num_experts: Optional[int] = Field(
+    num_experts: Optional[StrictInt] = Field(
         None, ge=2, description="K: experts per layer (and expert nodes). Unset: the task's "
         "default model; set: a model of this size is trained on first use and cached.")
-    num_layers: Optional[int] = Field(
+    num_layers: Optional[StrictInt] = Field(
         None, ge=1, description="L: MoE layers (protocol rounds per token). Unset: the task's "
         "default.")
     trace_path: Optional[str] = Field(
         None, description="`trace` task: `.npz` with `gates` or `logits` [tokens, layers, "
         "experts] (unset: the default trace recorded from the digits model).")
-    trace_width: Optional[int] = Field(
+    trace_width: Optional[StrictInt] = Field(
         None, ge=1, description="`trace` task: hidden width of the traced model (sets the "
         "payload size).")
-    bits_per_value: int = Field(
+    bits_per_value: StrictInt = Field(
         8, ge=2, le=24, description="Quantisation of each hidden-state value sent over the "
         "air (payload = width x bits_per_value bits per token and link).")
 
@@ -141,8 +142,8 @@ class PhySection(BaseModel):
         "drop", description="A link that fails after HARQ: `drop` removes the expert "
         "(weights renormalised over what arrived); `corrupt` delivers the payload with its "
         "bit errors.")
-    max_retransmissions: int = Field(3, ge=0, le=16, description="HARQ retransmissions.")
-    bler_target: float = Field(0.1, gt=0, lt=1, description="Link adaptation: highest MCS "
+    max_retransmissions: StrictInt = Field(3, ge=0, le=16, description="HARQ retransmissions.")
+    bler_target: StrictFloat = Field(0.1, gt=0, lt=1, description="Link adaptation: highest MCS "
                                "whose BLER stays under this target.")
     mcs_table: Literal[1, 2] = Field(1, description="5G NR PDSCH MCS table index.")
 
@@ -165,7 +166,7 @@ class ExecutionSection(BaseModel):
     device: Optional[str] = Field(
         None, description="TensorFlow device of the point, e.g. `/GPU:0` (unset: the first "
         "GPU if there is one, else the CPU). Recorded with every row.")
-    chunk_size: Optional[int] = Field(
+    chunk_size: Optional[StrictInt] = Field(
         None, ge=1, description="Most tokens simulated at once (channel draw, links, MoE, "
         "schemes). Unset: the whole point at once. On an out-of-memory error the chunk is "
         "halved and the point restarted; the size used is recorded as `chunk_size`. Each chunk "
@@ -178,27 +179,27 @@ class StudyConfig(BaseModel):
 
     model_config = _FROZEN
 
-    seed: int = Field(1, ge=0, description="Run seed; every random stream of a point is "
+    seed: StrictInt = Field(1, ge=0, description="Run seed; every random stream of a point is "
                       "derived from it and the point's settings.")
-    num_tokens: int = Field(256, ge=1, description="Test samples (tokens) pushed through the "
+    num_tokens: StrictInt = Field(256, ge=1, description="Test samples (tokens) pushed through the "
                             "protocol per point.")
     schemes: tuple[SchemeName, ...] = Field(
         ("des", "jesa", "top_k"), min_length=1,
         description="Schemes compared at every point, on the same tokens and channel draws: "
         + ", ".join(f"`{name}`" for name in SCHEMES) + ".")
-    importance: float = Field(0.9, ge=0, le=1, description="Importance factor rho: relevance "
+    importance: StrictFloat = Field(0.9, ge=0, le=1, description="Importance factor rho: relevance "
                               "required = rho x (sum of the D largest relevances).")
-    layer_importance: Optional[tuple[float, ...]] = Field(
+    layer_importance: Optional[tuple[StrictFloat, ...]] = Field(
         None, description="Layer-wise rho (one per MoE layer) for `des_layerwise` and "
         "`jesa_layerwise`.")
-    max_experts: int = Field(2, ge=1, description="D: most experts per token and layer.")
-    top_k: Optional[int] = Field(None, ge=1, description="k of the `top_k` scheme "
+    max_experts: StrictInt = Field(2, ge=1, description="D: most experts per token and layer.")
+    top_k: Optional[StrictInt] = Field(None, ge=1, description="k of the `top_k` scheme "
                                  "(default: max_experts).")
-    weighted_sum_lambda: float = Field(0.5, ge=0, le=1, description="lambda of the "
+    weighted_sum_lambda: StrictFloat = Field(0.5, ge=0, le=1, description="lambda of the "
                                        "`weighted_sum` rule (weight of normalised energy).")
-    compute_energy_j: float = Field(0.0, ge=0, description="Energy of one expert evaluation "
+    compute_energy_j: StrictFloat = Field(0.0, ge=0, description="Energy of one expert evaluation "
                                     "for one token in J.")
-    compute_time_s: float = Field(0.0, ge=0, description="Time of one expert evaluation for "
+    compute_time_s: StrictFloat = Field(0.0, ge=0, description="Time of one expert evaluation for "
                                   "one token in s.")
     channel: ChannelSection = Field(default_factory=ChannelSection)
     moe: MoESection = Field(default_factory=MoESection)
@@ -234,10 +235,18 @@ class StudyConfig(BaseModel):
         return self
 
 
+def _unwrap(annotation):
+    """``int`` for ``StrictInt`` (``Annotated[int, Strict()]``), unchanged otherwise."""
+    import typing
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
 def _type_text(info):
     import typing
-    annotation = info.annotation
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    annotation = _unwrap(info.annotation)
+    args = [_unwrap(a) for a in typing.get_args(annotation) if a is not type(None)]
     optional = len(args) < len(typing.get_args(annotation))
     if typing.get_origin(annotation) is Literal:
         return "one of " + ", ".join(f"`{_literal(v)}`" for v in typing.get_args(annotation))
@@ -245,7 +254,7 @@ def _type_text(info):
         annotation = args[0]
     origin = typing.get_origin(annotation)
     if origin is tuple:
-        inner = typing.get_args(annotation)[0]
+        inner = _unwrap(typing.get_args(annotation)[0])
         if typing.get_origin(inner) is Literal:
             text = "list of scheme names"
         else:

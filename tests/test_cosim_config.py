@@ -66,6 +66,12 @@ def test_derive_seed_is_stable_and_in_range():
     ({"importance": 2.0}, "importance", "less than or equal to 1"),
     ({"importance": []}, "importance", "empty sweep list"),
     ({"num_tokens": "many"}, "num_tokens", "integer"),
+    # A TOML `true` or "8" where a number belongs is a mistake, not a 1 or an 8.
+    ({"num_tokens": True}, "num_tokens", "integer"),
+    ({"execution": {"chunk_size": "8"}}, "execution.chunk_size", "integer"),
+    ({"importance": True}, "importance", "number"),
+    ({"channel": {"pathloss": 1}}, "channel.pathloss", "boolean"),
+    ({"channel": {"distances_m": [10.0, "far"]}}, "channel.distances_m", "number"),
     ({"channel": {"model": "free-space"}}, "channel.model", "rayleigh"),
     ({"phy": {"fidelity": "magic"}}, "phy.fidelity", "abstraction"),
     ({"schemes": ["des_layerwise"]}, "layer_importance", "one rho per layer"),
