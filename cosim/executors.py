@@ -269,10 +269,17 @@ class ProcessExecutor(Executor):
         broken, again, finished = [], [], 0
         try:
             futures = {}
-            for index in waiting:
+            for position, index in enumerate(waiting):
+                try:
+                    future = pool.submit(_call_point, function, items[index], fault,
+                                         str(started / str(index)))
+                except BrokenProcessPool:
+                    # A worker died while points were still being submitted: the rest were
+                    # never handed out, so they go to the next pool uncharged.
+                    again.extend(waiting[position:])
+                    break
                 attempts[index] += 1
-                futures[pool.submit(_call_point, function, items[index], fault,
-                                    str(started / str(index)))] = index
+                futures[future] = index
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
