@@ -119,7 +119,8 @@ class ExecutionSettings:
         Output
         ------
         columns : dict
-            ``execution_mode``, ``precision``, ``device``, ``chunk_size`` (0: not chunked).
+            ``execution_mode``, ``precision``, ``device``, ``chunk_size`` (the size used, as
+            the engine's rows record it; 0 when ``chunk_size_used`` is not given).
         """
         return {"execution_mode": self.mode, "precision": self.precision,
                 "device": device if device is not None else (self.device or ""),
