@@ -369,10 +369,9 @@ def run_point(config):
     columns = config_columns(config)
     for row in rows:
         row.update(columns)
-        row.update(point_seed=point_seed, execution_mode=settings.mode,
-                   precision=settings.precision, device=device, chunk_size=chunks.chunk_size,
-                   num_chunks=chunks.num_chunks, chunk_halvings=chunks.halvings,
-                   point_wall_time_s=wall)
+        row.update(settings.record(device=device, chunk_size_used=chunks.chunk_size))
+        row.update(point_seed=point_seed, num_chunks=chunks.num_chunks,
+                   chunk_halvings=chunks.halvings, point_wall_time_s=wall)
     return rows
 
 
