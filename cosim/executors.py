@@ -156,6 +156,18 @@ def _call_point(function, item, fault, started=None):
     return function(item)
 
 
+def _stop_processes(processes, grace_s=3.0):
+    """SIGTERM, then SIGKILL what is still alive after ``grace_s`` (a worker started while
+    its parent had SIGTERM blocked inherits the blocked signal and would outlive SIGTERM)."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=grace_s)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=grace_s)
+
+
 def _ray_call_point(function, item, fault, threads):
     _prepare_worker_environment(None, threads)  # Ray already set CUDA_VISIBLE_DEVICES
     return _call_point(function, item, fault)
@@ -301,8 +313,7 @@ class ProcessExecutor(Executor):
             if not clean_exit:
                 # Interrupted (Ctrl-C, or the caller stopped iterating): stop the points
                 # still running instead of waiting for them; they are not stored.
-                for process in list((getattr(pool, "_processes", None) or {}).values()):
-                    process.terminate()
+                _stop_processes(list((getattr(pool, "_processes", None) or {}).values()))
             pool.shutdown(wait=clean_exit, cancel_futures=True)
         ran = {index for index in broken if (started / str(index)).exists()}
         for index in broken:
