@@ -31,8 +31,10 @@ def add_arguments(parser):
 
 def run(args):
     import numpy as np
+    from dmoe.cosim.store import check_output_directory
     from dmoe.phy.curves import link_curves, write_curves
 
+    check_output_directory(args.out)
     start, stop, step = args.snr_db
     if not step > 0 or stop < start:
         raise ValueError("--snr-db must be START STOP STEP with STEP > 0 and STOP >= START")

@@ -24,6 +24,9 @@ def add_arguments(parser):
                              "each")
     parser.add_argument("--max-retries", type=int, default=None,
                         help="process / ray: retries of a point whose worker died")
+    parser.add_argument("--wait", action="store_true",
+                        help="if another dmoe run is writing into --out, wait for it to finish "
+                             "(default: exit with status 2 naming that process)")
     parser.add_argument("--no-plot", action="store_true", help="do not draw the figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -55,14 +58,18 @@ def run(args):
     from dmoe.cosim.runner import run_study
     from dmoe.cosim.study import load_study
 
+    from dmoe.cosim.store import check_output_directory
+
     study = load_study(args.config)  # ValueError on a bad study: nothing is written
     out = args.out or str(Path("results") / (Path(args.config).stem if args.config else "default"))
+    check_output_directory(out)      # ValueError: a file, under a file, not writable
     executor = _executor(args)       # ValueError on settings of another executor
     print(f"dmoe run: {study.source}: {len(study.points)} point(s) x "
           f"{len(study.points[0].config.schemes)} scheme(s) -> {out} ({executor.name})")
     from dmoe.cosim.executors import PointsFailed
     try:
-        summary = run_study(study, out, executor=executor, progress=not args.quiet)
+        summary = run_study(study, out, executor=executor, progress=not args.quiet,
+                            wait=args.wait)
     except PointsFailed as error:  # the other points are stored; a rerun runs the missing ones
         print(f"dmoe run: {error}", file=sys.stderr)
         return 1

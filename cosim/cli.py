@@ -3,6 +3,12 @@
 Each sub-command lives in its own module ``dmoe.cosim._cmd_<name>`` exposing
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their
 command runs, so ``dmoe select-demo`` never pays for importing TensorFlow.
+
+A user error -- a bad option, study, key or file -- is one line on stderr naming it, and exit
+status 2. User errors are the ``ValueError`` (pydantic's ``ValidationError``, TOML and Unicode
+decoding errors included) and ``FileNotFoundError`` the commands raise for bad input; anything
+else (a ``TypeError``, an ``ImportError``) is a bug or a broken installation and keeps its
+traceback.
 """
 
 import argparse
@@ -21,12 +27,19 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: ``dmoe run: error: ... (see --help)``."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dmoe",
         description="Link-level co-simulation of distributed Mixture-of-Experts inference.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (module_name, help_text) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
         command_parser.set_defaults(_module=module_name)
@@ -50,9 +63,10 @@ def main(argv=None):
         return 2
     try:
         return int(_load(args._module).run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
+    except (ValueError, FileNotFoundError) as error:
         # Bad input is reported as one line, not a traceback.
-        print(f"dmoe {args.command}: error: {error}", file=sys.stderr)
+        text = " ".join(str(error).split()) or type(error).__name__
+        print(f"dmoe {args.command}: error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"dmoe {args.command}: interrupted", file=sys.stderr)

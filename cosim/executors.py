@@ -10,12 +10,19 @@ rows do not depend on which executor, process or machine ran the point: the resu
 A worker that dies in the middle of a point (killed, out of memory, a segfault) loses nothing:
 
 * :class:`ProcessExecutor` sees ``BrokenProcessPool``, starts a fresh pool and resubmits every
-  point that had not finished, up to ``max_retries`` times per point;
+  point that had not finished, up to ``max_retries`` times per point, and says so in one line;
 * :class:`RayExecutor` lets Ray retry the task (``max_retries``).
 
 A point that still fails, or whose function raised an exception, is *reported*: the other
 points run to the end and are written, then :class:`PointsFailed` is raised, naming each failed
 point and why. Rerunning the study into the same directory runs exactly the missing points.
+
+The workers of :class:`ProcessExecutor` die with their driver, however the driver dies (SIGKILL
+included): on Linux each worker asks the kernel for a parent-death signal
+(``prctl(PR_SET_PDEATHSIG, SIGKILL)``) first thing, and checks that its parent has not died
+already; elsewhere a daemon thread in each worker polls its parent's pid once a second and
+exits when the parent is gone. The pool's ``multiprocessing`` resource tracker exits by itself
+once the driver and every worker have closed their end of its pipe.
 
 TensorFlow is never sent to a worker: each worker process imports it itself when the point
 function first needs it, after the worker has set ``CUDA_VISIBLE_DEVICES`` (its GPU, if any)
@@ -30,7 +37,12 @@ so a retry succeeds; without it every attempt dies.
 """
 
 import itertools
+import multiprocessing
+import multiprocessing.context
 import os
+import sys
+import threading
+import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -139,9 +151,59 @@ def _prepare_worker_environment(gpu=None, threads=None):
         os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
-def _process_initializer(gpu_queue, threads):
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent_pid):
+    """Make this worker exit when ``parent_pid`` (the driver) exits, however it exits.
+
+    Linux: the kernel sends SIGKILL to this process when its parent dies
+    (``PR_SET_PDEATHSIG``); if the parent died before that was set, exit now. Elsewhere: a
+    daemon thread polls the parent pid once a second.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent_pid:
+                    os._exit(1)
+                return "prctl"
+        except (OSError, AttributeError):
+            pass
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+    threading.Thread(target=watch, name="dmoe-parent-watchdog", daemon=True).start()
+    return "watchdog"
+
+
+def _process_initializer(gpu_queue, threads, parent_pid=None):
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     gpu = gpu_queue.get() if gpu_queue is not None else None
     _prepare_worker_environment(gpu, threads)
+
+
+class _TrackingSpawnContext(multiprocessing.context.SpawnContext):
+    """The ``spawn`` context, remembering every process it makes (a pool's workers), so that
+    an interrupted pool can stop them and a broken one can say how they ended."""
+
+    def __init__(self):
+        super().__init__()
+        self.made = []
+
+    def Process(self, *args, **kwargs):  # noqa: N802 - the name multiprocessing looks up
+        process = multiprocessing.context.SpawnProcess(*args, **kwargs)
+        self.made.append(process)
+        return process
+
+    @property
+    def started(self):
+        return [process for process in self.made if process.pid is not None]
 
 
 def _call_point(function, item, fault, started=None):
@@ -192,6 +254,9 @@ class ProcessExecutor(Executor):
     max_retries : int
         How often a point whose worker died is resubmitted (to a fresh pool) before it is
         reported as failed. Exceptions raised by the point function are not retried.
+    log : callable or None
+        Receives one line each time a worker died and a fresh pool retries points (default:
+        printed to stderr).
 
     Example
     -------
@@ -201,7 +266,8 @@ class ProcessExecutor(Executor):
 
     name = "process"
 
-    def __init__(self, workers=None, gpus=None, threads_per_worker=None, max_retries=1):
+    def __init__(self, workers=None, gpus=None, threads_per_worker=None, max_retries=1,
+                 log=None):
         if gpus is not None:
             gpus = [str(g) for g in gpus]
             if not gpus:
@@ -224,20 +290,27 @@ class ProcessExecutor(Executor):
         self.gpus = gpus
         self.threads_per_worker = threads_per_worker
         self.max_retries = max_retries
+        self.log = log
+
+    def _log(self, line):
+        if self.log is not None:
+            self.log(line)
+        else:
+            print(f"dmoe: {line}", file=sys.stderr, flush=True)
 
     def _pool(self, num_items):
-        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
-        context = multiprocessing.get_context("spawn")
+        context = _TrackingSpawnContext()
         workers = min(self.workers, num_items)
         gpu_queue = None
         if self.gpus is not None:
             gpu_queue = context.Queue()
             for gpu in self.gpus[:workers]:
                 gpu_queue.put(gpu)
-        return ProcessPoolExecutor(max_workers=workers, mp_context=context,
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                    initializer=_process_initializer,
-                                   initargs=(gpu_queue, self.threads_per_worker))
+                                   initargs=(gpu_queue, self.threads_per_worker, os.getpid()))
+        return pool, context
 
     def map(self, function, items):
         import shutil
@@ -257,8 +330,12 @@ class ProcessExecutor(Executor):
                 started.mkdir()
                 result = yield from self._run_pool(function, items, waiting, attempts, fault,
                                                    started, failures)
-                waiting, finished = result
+                waiting, finished, exits = result
                 completed += finished
+                if waiting:
+                    statuses = ", ".join(sorted({str(code) for code in exits})) or "unknown"
+                    self._log(f"a worker process died (worker exit status {statuses}); a new "
+                              f"pool retries {len(waiting)} unfinished point(s)")
         finally:
             shutil.rmtree(markers, ignore_errors=True)
         if failures and not completed and all(f.reason == _DIED for f in failures):
@@ -268,7 +345,8 @@ class ProcessExecutor(Executor):
             raise PointsFailed(failures)
 
     def _run_pool(self, function, items, waiting, attempts, fault, started, failures):
-        """One pool over ``waiting``: yields finished points; returns (to rerun, finished).
+        """One pool over ``waiting``: yields finished points; returns (to rerun, finished,
+        exit statuses of the workers that died).
 
         When the pool breaks (a worker died), every point not finished gets a
         ``BrokenProcessPool``. Only the points that had started in it (their marker file
@@ -276,7 +354,7 @@ class ProcessExecutor(Executor):
         none had started at all (the workers die at start-up: everything is charged, so that
         the loop ends).
         """
-        pool = self._pool(len(waiting))
+        pool, context = self._pool(len(waiting))
         clean_exit = False
         broken, again, finished = [], [], 0
         try:
@@ -313,8 +391,11 @@ class ProcessExecutor(Executor):
             if not clean_exit:
                 # Interrupted (Ctrl-C, or the caller stopped iterating): stop the points
                 # still running instead of waiting for them; they are not stored.
-                _stop_processes(list((getattr(pool, "_processes", None) or {}).values()))
+                _stop_processes(context.started)
             pool.shutdown(wait=clean_exit, cancel_futures=True)
+        # How the workers of a broken pool ended (a negative status is the signal that ended it).
+        exits = [process.exitcode for process in context.started
+                 if process.exitcode not in (None, 0)] if broken or again else []
         ran = {index for index in broken if (started / str(index)).exists()}
         for index in broken:
             if ran and index not in ran:
@@ -324,7 +405,7 @@ class ProcessExecutor(Executor):
                 again.append(index)
             else:
                 failures.append(PointFailure(items[index], attempts[index], _DIED))
-        return sorted(again), finished
+        return sorted(again), finished, exits
 
 
 class RayExecutor(Executor):
@@ -469,6 +550,11 @@ def make_executor(name="serial", workers=None, address=None, num_gpus=0, gpus=No
         raise ValueError(f"{', '.join(extra)} do(es) not apply to the {name!r} executor")
     if name == "serial":
         return SerialExecutor()
+    if name == "ray":
+        import importlib.util
+        if importlib.util.find_spec("ray") is None:
+            raise ValueError("--executor ray needs Ray, which is not installed: "
+                             "pip install 'dmoe[distributed]'")
     if name == "process":
         if num_gpus and gpus is None:
             if float(num_gpus) != int(num_gpus) or num_gpus < 0:

@@ -2,11 +2,12 @@
 
 The sweep is a list of independent points; :func:`dmoe.cosim.run_point` runs one from its
 config alone. An *executor* maps it over the points not yet done and yields each point's rows as
-soon as they exist, so the store writes them one by one. Only :class:`SerialExecutor` exists
-today; a process pool or a Ray executor (issue 7) implements the same one method and gives
-identical results, because every random stream of a point derives from its config.
+soon as they exist, so the store writes them one by one. :class:`SerialExecutor` is here; the
+process pool and Ray executors (:mod:`dmoe.cosim.executors`) implement the same one method and
+give identical results, because every random stream of a point derives from its config.
 """
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -76,9 +77,9 @@ def preflight(study):
     ValueError
         Naming the offending key.
     """
-    from .engine import check_point, load_model
+    from .engine import check_point
     for point in study.points:
-        model = load_model(point.config.moe)
+        model = _load_checked(point.config.moe)
         try:
             check_point(point.config, model)
         except ValueError as error:
@@ -87,8 +88,35 @@ def preflight(study):
                 from None
 
 
-def run_study(study, directory, executor=None, progress=True):
+def _load_checked(moe):
+    """The point's model; a model that cannot be loaded is reported with the key at fault."""
+    from .engine import load_model
+    try:
+        return load_model(moe)
+    except (ValueError, FileNotFoundError) as error:
+        text = str(error)
+        if moe.trace_path is not None and "trace file" in text:
+            raise ValueError(f"config key 'moe.trace_path' = {moe.trace_path!r}: {text}") \
+                from None
+        if moe.cache_dir is not None and "cache_dir" in text and "moe.cache_dir" not in text:
+            raise ValueError(f"config key 'moe.cache_dir' = {moe.cache_dir!r}: {text}") \
+                from None
+        if isinstance(error, FileNotFoundError):
+            raise ValueError(text) from None
+        raise
+
+
+def _stderr_line(line):
+    print(f"dmoe run: {line}", file=sys.stderr, flush=True)
+
+
+def run_study(study, directory, executor=None, progress=True, wait=False, log=None):
     r"""Run every point of a study not yet in ``directory`` and write the results table.
+
+    Nothing is written before the study has passed :func:`preflight` and ``directory`` has
+    been found usable. The directory is locked for the run (one writer at a time, see
+    :class:`~dmoe.cosim.store.ResultStore`); its existing point files are verified and any
+    that fails is set aside and run again.
 
     Parameters
     ----------
@@ -101,18 +129,34 @@ def run_study(study, directory, executor=None, progress=True):
         Default :class:`SerialExecutor`.
     progress : bool
         Show a tqdm bar (points done, ETA) on stderr.
+    wait : bool
+        If another process is running into ``directory``, wait for it to finish instead of
+        raising :class:`~dmoe.cosim.store.RunDirectoryBusy`.
+    log : callable or None
+        Receives one line per notable event (a point file set aside, waiting for the lock);
+        default: printed to stderr.
 
     Output
     ------
     summary : RunSummary
+
+    Raises
+    ------
+    ValueError
+        A bad study or an unusable directory, before anything is written.
+    RunDirectoryBusy
+        Another process holds the directory and ``wait`` is false.
 
     Example
     -------
     >>> summary = run_study(load_study("configs/tradeoff.toml"), "results/tradeoff")  # doctest: +SKIP
     """
     from .execution import enable_memory_growth
+    from .store import check_output_directory
+    log = log or _stderr_line
     executor = executor or SerialExecutor()
     started = time.perf_counter()
+    check_output_directory(directory)
     enable_memory_growth()  # before the preflight's model loads initialise the GPUs
     preflight(study)
     store = ResultStore(directory)
@@ -120,25 +164,27 @@ def run_study(study, directory, executor=None, progress=True):
     metadata.update(executor=executor.name, seed=study.points[0].config.seed,
                     execution_mode=sorted({p.config.execution.mode for p in study.points}),
                     config=study.resolved(), source=study.source)
-    store.prepare(study, metadata)
-    todo = [point for point in study.points if not store.is_done(point)]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(study.points), initial=len(study.points) - len(todo),
-                   unit="point", desc="dmoe run", dynamic_ncols=True)
-    try:
-        for point, rows in executor.map(_run_config, todo):
-            store.write_point(point, rows, {
-                "point_id": point.point_id, "index": point.index, "seed": point.seed,
-                "key": point.key, "swept": point.swept, "executor": executor.name,
-                "versions": metadata["versions"], "device": rows[0].get("device")})
+    with store.lock(wait=wait, log=log):
+        store.prepare(study, metadata)
+        store.verify(study.points, log=log)
+        todo = [point for point in study.points if not store.is_done(point)]
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=len(study.points), initial=len(study.points) - len(todo),
+                       unit="point", desc="dmoe run", dynamic_ncols=True)
+        try:
+            for point, rows in executor.map(_run_config, todo):
+                store.write_point(point, rows, {
+                    "point_id": point.point_id, "index": point.index, "seed": point.seed,
+                    "key": point.key, "swept": point.swept, "executor": executor.name,
+                    "versions": metadata["versions"], "device": rows[0].get("device")})
+                if bar is not None:
+                    bar.update(1)
+        finally:
             if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    results = store.finalize(study.points, metadata)
+                bar.close()
+        results = store.finalize(study.points, metadata)
     return RunSummary(directory=str(directory), points_total=len(study.points),
                       points_run=len(todo), points_skipped=len(study.points) - len(todo),
                       wall_time_s=time.perf_counter() - started, results_path=str(results))

@@ -150,12 +150,11 @@ def load_study(source=None):
         raw, name = copy.deepcopy(source), "<dict>"
     else:
         path = Path(source)
+        if path.is_dir():
+            raise ValueError(f"study file {str(path)!r} is a directory, not a TOML file")
         if not path.is_file():
             raise FileNotFoundError(f"study file {str(path)!r} does not exist")
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"{path}: not valid TOML: {error}") from None
+        raw = _read_toml(path)
         name = str(path)
     axes = _find_axes(raw, StudyConfig, "")
     return Study(raw=raw, axes=axes, points=expand_study(raw, axes), source=name)
@@ -179,10 +178,12 @@ def expand_study(raw, axes=None):
     if axes is None:
         axes = _find_axes(raw, StudyConfig, "")
     for dotted, values in axes.items():
-        # A repeated value would make two identical points (same id, rows stored twice).
-        seen = [json.dumps(value, sort_keys=True) for value in values]
+        # A repeated value would make two identical points (same id, rows stored twice); 1 and
+        # 1.0 are the same value once validated.
+        seen = [json.dumps(_normalised(value), sort_keys=True, default=str) for value in values]
         if len(set(seen)) != len(seen):
-            raise ValueError(f"config key {dotted!r} lists a value more than once: {list(values)}")
+            raise ValueError(f"config key {dotted!r} lists a value more than once: "
+                             f"{list(values)}")
     points = []
     for index, combination in enumerate(itertools.product(*axes.values())):
         concrete = copy.deepcopy(raw)
@@ -196,7 +197,49 @@ def expand_study(raw, axes=None):
             point_id=hashlib.sha256(key.encode("utf-8")).hexdigest()[:16],
             seed=derive_seed(config.seed, key),
         ))
+    _refuse_repeated_points(points)
     return points
+
+
+def _normalised(value):
+    """A sweep value as validation sees it: numbers as floats (1 == 1.0), lists item-wise."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_normalised(item) for item in value]
+    return value
+
+
+def _refuse_repeated_points(points):
+    """Two points with the same resolved config: the axis values that validate to one value."""
+    first = {}
+    for point in points:
+        other = first.setdefault(point.key, point)
+        if other is point:
+            continue
+        differing = {k: (other.swept[k], v) for k, v in point.swept.items()
+                     if other.swept[k] != v or type(other.swept[k]) is not type(v)}
+        shown = "; ".join(f"config key {k!r} lists {a!r} and {b!r}, which are the same value"
+                          for k, (a, b) in differing.items())
+        raise ValueError(shown or "the study lists the same point more than once")
+
+
+def _read_toml(path):
+    """Parse a study file: UTF-8 (a leading byte-order mark is allowed), errors name the file."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise ValueError(f"study file {str(path)!r} is not UTF-8 text (byte "
+                         f"0x{data[error.start]:02x} on line {line}); TOML files must be UTF-8: "
+                         "save it as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"study file {str(path)!r} is not valid TOML: {error}") from None
 
 
 def dump_toml(mapping):

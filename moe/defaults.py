@@ -65,7 +65,24 @@ def load_trained_moe(config, cache_dir=None):
     return _trained(config, cache_dir)
 
 
+def _check_cache_dir(cache_dir):
+    """Refuse a cache folder that is a file or lies under one, before any training."""
+    folder = cache_dir or default_cache_dir()
+    named = "cache_dir" if cache_dir else (
+        "DMOE_CACHE_DIR" if os.environ.get("DMOE_CACHE_DIR") else "the model cache folder")
+    path = os.path.abspath(folder)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+    if not os.path.isdir(path):
+        where = "is a file" if path == os.path.abspath(folder) else f"lies under {path!r}, a file"
+        raise ValueError(f"{named} {folder!r} {where}: the model cache must be a directory")
+
+
 def _trained(config, cache_dir):
+    _check_cache_dir(cache_dir)
     path = cache_path(config, cache_dir)
     if path in _MEMO:
         return _MEMO[path]

@@ -31,29 +31,54 @@ def load_trace(path):
     Output
     ------
     gates : [tokens, layers, experts], float32, rows sum to 1
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        ``path`` is not an ``.npz`` archive holding a valid ``gates`` or ``logits`` array (the
+        message names the file and ``trace_path``).
     """
-    with np.load(os.fspath(path)) as archive:
-        if "gates" in archive:
-            gates = np.asarray(archive["gates"], dtype=np.float64)
-            source = "gates"
-        elif "logits" in archive:
-            logits = np.asarray(archive["logits"], dtype=np.float64)
-            if logits.ndim == 3 and not np.all(np.isfinite(logits)):
-                raise ValueError("logits in the trace must be finite")
-            source = "logits"
-            gates = None
-        else:
-            raise ValueError(f"trace {path} must hold an array 'gates' or 'logits', "
-                             f"found {sorted(archive.files)}")
+    name = f"trace file {os.fspath(path)!r} (trace_path)"
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{name} does not exist")
+    try:
+        archive = np.load(os.fspath(path), allow_pickle=False)
+    except Exception as error:  # numpy raises several types for a file it cannot read
+        raise ValueError(f"{name} is not a readable .npz archive ({type(error).__name__}: "
+                         f"{error})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{name} is a single .npy array, not an .npz archive with 'gates' "
+                         "or 'logits'")
+    with archive:
+        try:
+            if "gates" in archive:
+                gates = np.asarray(archive["gates"], dtype=np.float64)
+                source = "gates"
+            elif "logits" in archive:
+                logits = np.asarray(archive["logits"], dtype=np.float64)
+                if logits.ndim == 3 and not np.all(np.isfinite(logits)):
+                    raise ValueError(f"{name}: logits must be finite")
+                source = "logits"
+                gates = None
+            else:
+                raise ValueError(f"{name} must hold an array 'gates' or 'logits', "
+                                 f"found {sorted(archive.files)}")
+        except ValueError:
+            raise
+        except Exception as error:  # a damaged member of the archive
+            raise ValueError(f"{name} is damaged ({type(error).__name__}: {error})") from None
     array = gates if gates is not None else logits
     if array.ndim != 3 or min(array.shape) < 1:
-        raise ValueError(f"{source} must have shape [tokens, layers, experts], got {array.shape}")
+        raise ValueError(f"{name}: {source} must have shape [tokens, layers, experts], "
+                         f"got {array.shape}")
     if gates is None:
         shifted = logits - logits.max(axis=-1, keepdims=True)
         gates = np.exp(shifted)
         gates /= gates.sum(axis=-1, keepdims=True)
     elif np.any(gates < 0) or not np.allclose(gates.sum(axis=-1), 1.0, atol=1e-3):
-        raise ValueError("gates in the trace must be non-negative with rows summing to 1 "
+        raise ValueError(f"{name}: gates must be non-negative with rows summing to 1 "
                          "(store router logits as 'logits' instead)")
     return (gates / gates.sum(axis=-1, keepdims=True)).astype(np.float32)
 

@@ -1,6 +1,8 @@
 """Sweeps through the store and the CLI: determinism, resume, bad configs, plots."""
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -46,8 +48,11 @@ def test_resumed_run_equals_uninterrupted_and_reruns_are_identical(tmp_path):
     store = ResultStore(broken)
     assert [store.is_done(p) for p in study.points] == [True, False]
     assert not store.results_path.exists()
-    # A write cut short leaves only a temporary file: never read as a finished point.
-    half = store.points_dir / f".{study.points[1].point_id}.parquet.123.tmp"
+    # A write cut short leaves only a temporary file: never read as a finished point. Its
+    # writer (the pid in its name) is gone, so the next run removes it.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    half = store.points_dir / f".{study.points[1].point_id}.parquet.pid{dead.pid}.x1.tmp"
     half.write_bytes(b"PAR1 half a file")
     assert not store.is_done(study.points[1])
 
