@@ -254,13 +254,15 @@ class ResultStore:
         else:
             self._refuse_foreign_directory()
         try:
-            self.points_dir.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            # The manifest first: a directory holding anything of ours is recognised as ours.
+            _atomic_write_text(self.manifest_path, json.dumps(manifest, indent=1, default=str))
+            self.points_dir.mkdir(exist_ok=True)
         except OSError as error:
             raise ValueError(f"--out {str(self.directory)!r}: cannot create the run directory "
                              f"({error.strerror or error})") from None
         for directory in (self.directory, self.points_dir):
             _remove_orphaned_temporaries(directory)
-        _atomic_write_text(self.manifest_path, json.dumps(manifest, indent=1, default=str))
         _atomic_write_text(self.directory / "config.toml", dump_toml(study.resolved()))
 
     # ------------------------------------------------------------------------ point files

@@ -197,33 +197,19 @@ def expand_study(raw, axes=None):
             point_id=hashlib.sha256(key.encode("utf-8")).hexdigest()[:16],
             seed=derive_seed(config.seed, key),
         ))
-    _refuse_repeated_points(points)
     return points
 
 
 def _normalised(value):
-    """A sweep value as validation sees it: numbers as floats (1 == 1.0), lists item-wise."""
+    """A sweep value as validation sees it: numbers as floats (1 == 1.0 and -0.0 == 0.0),
+    lists item-wise."""
     if isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):
-        return float(value)
+        return float(value) + 0.0
     if isinstance(value, (list, tuple)):
         return [_normalised(item) for item in value]
     return value
-
-
-def _refuse_repeated_points(points):
-    """Two points with the same resolved config: the axis values that validate to one value."""
-    first = {}
-    for point in points:
-        other = first.setdefault(point.key, point)
-        if other is point:
-            continue
-        differing = {k: (other.swept[k], v) for k, v in point.swept.items()
-                     if other.swept[k] != v or type(other.swept[k]) is not type(v)}
-        shown = "; ".join(f"config key {k!r} lists {a!r} and {b!r}, which are the same value"
-                          for k, (a, b) in differing.items())
-        raise ValueError(shown or "the study lists the same point more than once")
 
 
 def _read_toml(path):
