@@ -27,7 +27,7 @@ import numpy as np
 
 __all__ = ["EXECUTION_MODES", "PRECISIONS", "ExecutionSettings", "ChunkedResult",
            "configure_device", "enable_memory_growth", "resolve_device", "compile_function", "execution_scope",
-           "run_chunked"]
+           "run_chunked", "execution_settings", "model_execution", "run_metadata"]
 
 #: How TensorFlow code runs: eagerly, as a graph (``tf.function``) or XLA-compiled.
 EXECUTION_MODES = ("eager", "graph", "xla")
@@ -385,3 +385,48 @@ def run_chunked(function, batch, chunk_size=None, min_chunk_size=1, combine=None
     output = _concatenate(parts) if combine is None else combine(parts)
     return ChunkedResult(output=output, chunk_size=size, num_chunks=len(parts),
                          halvings=halvings)
+
+
+def execution_settings(execution):
+    """The :class:`ExecutionSettings` of an ``[execution]`` section."""
+    return ExecutionSettings(mode=execution.mode, precision=execution.precision,
+                             device=execution.device, chunk_size=execution.chunk_size)
+
+
+@contextlib.contextmanager
+def model_execution(settings, model):
+    """Run the block in the settings' mode, on their device, with ``model.execution`` set to
+    that mode (restored afterwards)."""
+    before = model.execution
+    model.execution = settings.mode
+    try:
+        with execution_scope(settings):
+            yield
+    finally:
+        model.execution = before
+
+
+def run_metadata(config=None):
+    """How results are made: library versions, device, execution mode (and config, seed).
+
+    Output
+    ------
+    metadata : dict, JSON-serialisable
+    """
+    from importlib import metadata as md
+    import tensorflow as tf
+    versions = {}
+    for dist in ("dmoe", "tensorflow", "keras", "sionna-no-rt", "numpy", "scipy", "pydantic",
+                 "pyarrow", "pandas"):
+        try:
+            versions[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            versions[dist] = None
+    gpus = tf.config.list_logical_devices("GPU")
+    out = {"versions": versions, "device": gpus[0].name if gpus else "/device:CPU:0"}
+    if config is not None:
+        out.update(execution_mode=config.execution.mode,
+                   precision=config.execution.precision,
+                   chunk_size=config.execution.chunk_size, seed=config.seed,
+                   config=config.model_dump(mode="json"))
+    return out

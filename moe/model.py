@@ -79,7 +79,10 @@ class MoEModel:
     >>> np.mean(np.argmax(model.head(h), axis=1) == y)
     """
 
-    kind = "keras"
+    #: Protocol constants (:class:`~dmoe.moe.MoEProtocol`): one routed token per example, and
+    #: real activations that travel and can be corrupted.
+    tokens_per_example = 1
+    has_activations = True
 
     def __init__(self, network, config, data=None, execution=DEFAULT_EXECUTION):
         if not isinstance(network, MoENetwork):
@@ -315,6 +318,37 @@ class MoEModel:
         logits : [batch, num_classes], float32
         """
         return self._functions().head(self._hidden(hidden)).numpy()
+
+    def route(self, layer, hidden):
+        """What layer ``layer`` sends (:class:`~dmoe.moe.MoEProtocol`): the state itself.
+
+        Input
+        -----
+        layer : int
+        hidden : [batch, width], float
+
+        Output
+        ------
+        tokens : [batch, width], float (``hidden``)
+        relevance : [batch, K], float64
+        """
+        return hidden, self.relevance(layer, hidden).astype(np.float64)
+
+    def evaluate(self, hidden, y):
+        """Correct predictions of the final state (:class:`~dmoe.moe.MoEProtocol`).
+
+        Input
+        -----
+        hidden : [batch, width], float
+        y : [batch], int
+
+        Output
+        ------
+        counts : dict
+            ``{"accuracy": (correct, batch)}``, ints.
+        """
+        predictions = np.argmax(self.head(hidden), axis=-1)
+        return {"accuracy": (int(np.sum(predictions == np.asarray(y))), len(predictions))}
 
     def select(self, relevance, selection="top_k", k=2, rng=None):
         """Expert mask of a named rule.

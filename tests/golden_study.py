@@ -9,7 +9,7 @@ import math
 import os
 import sys
 
-from dmoe.cosim.engine import NONDETERMINISTIC_COLUMNS, run_point
+from dmoe.cosim import NONDETERMINISTIC_COLUMNS, run_point
 
 GOLDEN_PATH = os.path.join(os.path.dirname(__file__), "data", "golden_rows.json")
 
