@@ -42,7 +42,7 @@ _TIMING = {
 @dataclass(frozen=True)
 class _Metric:
     description: str
-    value: Callable  # value(tally, per) -> float; per(name, over) divides a sum
+    value: Callable  # value(tally, per) -> float
 
 
 def _mean_or_nan(values):
@@ -58,84 +58,84 @@ def _ratio(numerator, denominator):
 _METRICS = {
     "accuracy": _Metric(
         "task accuracy of the MoE under the scheme's decisions and the PHY",
-        lambda t, per, row: t.accuracy("accuracy")),
+        lambda t, per: t.accuracy("accuracy")),
     "experts_per_token": _Metric(
         "experts selected per token and layer (mean)",
-        lambda t, per, row: per("experts", "token_layer")),
-    "energy_dispatch_j": _Metric(
-        "realised dispatch energy per token",
-        lambda t, per, row: per("energy_dispatch", "token")),
-    "energy_return_j": _Metric(
-        "realised return energy per token",
-        lambda t, per, row: per("energy_return", "token")),
-    "energy_compute_j": _Metric(
-        "compute energy per token",
-        lambda t, per, row: per("energy_compute", "token")),
+        lambda t, per: per("experts", "token_layer")),
     "energy_per_token_j": _Metric(
         "realised energy per token, all layers (dispatch + return + compute)",
-        lambda t, per, row: (row["energy_dispatch_j"] + row["energy_return_j"]
-                             + row["energy_compute_j"])),
-    "planned_energy_dispatch_j": _Metric(
-        "planned dispatch energy per token",
-        lambda t, per, row: per("planned_dispatch", "token")),
-    "planned_energy_return_j": _Metric(
-        "planned return energy per token",
-        lambda t, per, row: per("planned_return", "token")),
+        lambda t, per: (per("energy_dispatch", "token") + per("energy_return", "token")
+                        + per("energy_compute", "token"))),
+    "energy_dispatch_j": _Metric(
+        "realised dispatch energy per token",
+        lambda t, per: per("energy_dispatch", "token")),
+    "energy_return_j": _Metric(
+        "realised return energy per token",
+        lambda t, per: per("energy_return", "token")),
+    "energy_compute_j": _Metric(
+        "compute energy per token",
+        lambda t, per: per("energy_compute", "token")),
     "planned_energy_per_token_j": _Metric(
         "planned energy per token (planning rates, CSI view)",
-        lambda t, per, row: (row["planned_energy_dispatch_j"] + row["planned_energy_return_j"]
-                             + t.compute_energy_j * row["experts_per_token"] * t.num_layers)),
+        lambda t, per: (per("planned_dispatch", "token") + per("planned_return", "token")
+                        + t.compute_energy_j * per("experts", "token_layer") * t.num_layers)),
+    "planned_energy_dispatch_j": _Metric(
+        "planned dispatch energy per token",
+        lambda t, per: per("planned_dispatch", "token")),
+    "planned_energy_return_j": _Metric(
+        "planned return energy per token",
+        lambda t, per: per("planned_return", "token")),
     "latency_per_token_s": _Metric(
         "realised latency per token: sum over layers of the slowest dispatch link + compute + "
         "the slowest return link",
-        lambda t, per, row: per("latency", "token")),
+        lambda t, per: per("latency", "token")),
     "planned_latency_per_token_s": _Metric(
         "planned latency per token",
-        lambda t, per, row: per("planned_latency", "token")),
+        lambda t, per: per("planned_latency", "token")),
     "drop_rate": _Metric(
         "fraction of selected expert links that failed after HARQ (dispatch or return): "
         "dropped with `on_failure = \"drop\"`, combined with their bit errors with "
         "`\"corrupt\"`",
-        lambda t, per, row: _ratio(t.sums["failed_links"], t.sums["selected_links"])),
+        lambda t, per: _ratio(t.sums["failed_links"], t.sums["selected_links"])),
     "bler": _Metric(
         "first-attempt block error rate of the transmitted links",
-        lambda t, per, row: _ratio(t.sums["block_errors"], t.sums["transmitted"])),
+        lambda t, per: _ratio(t.sums["block_errors"], t.sums["transmitted"])),
     "residual_bler": _Metric(
         "block error rate after HARQ",
-        lambda t, per, row: _ratio(t.sums["residual_errors"], t.sums["transmitted"])),
+        lambda t, per: _ratio(t.sums["residual_errors"], t.sums["transmitted"])),
     "ber": _Metric(
         "bit error rate of the payloads after HARQ",
-        lambda t, per, row: _ratio(t.sums["bit_errors"], t.sums["bits"])),
+        lambda t, per: _ratio(t.sums["bit_errors"], t.sums["bits"])),
     "retransmissions": _Metric(
         "HARQ retransmissions per transmitted link",
-        lambda t, per, row: _ratio(t.sums["retransmissions"], t.sums["transmitted"])),
+        lambda t, per: _ratio(t.sums["retransmissions"], t.sums["transmitted"])),
     "requirement_met": _Metric(
         "fraction of token-layers whose set reached gamma = rho x top-D relevance",
-        lambda t, per, row: per("requirement_met", "token_layer")),
+        lambda t, per: per("requirement_met", "token_layer")),
     "relevance_kept": _Metric(
         "selected relevance / top-D relevance (mean over token-layers)",
-        lambda t, per, row: per("relevance_kept", "token_layer")),
+        lambda t, per: per("relevance_kept", "token_layer")),
     "arrived_relevance": _Metric(
         "relevance of the experts that arrived / top-D relevance",
-        lambda t, per, row: per("arrived_relevance", "token_layer")),
+        lambda t, per: per("arrived_relevance", "token_layer")),
     "topk_agreement": _Metric(
         "fraction of token-layers whose set equals the top-D set",
-        lambda t, per, row: per("agreement", "token_layer")),
+        lambda t, per: per("agreement", "token_layer")),
     "topk_jaccard": _Metric(
         "mean Jaccard similarity of the set with the top-D set",
-        lambda t, per, row: per("jaccard", "token_layer")),
+        lambda t, per: per("jaccard", "token_layer")),
     "nodes": _Metric(
         "branch-and-bound nodes per token-layer (des); NaN for schemes that do not search",
-        lambda t, per, row: _mean_or_nan(np.concatenate(t.nodes))),
+        lambda t, per: _mean_or_nan(np.concatenate(t.nodes))),
     "iterations": _Metric(
         "JESA rounds per token-layer (jesa); NaN otherwise",
-        lambda t, per, row: _mean_or_nan(np.concatenate(t.iterations))),
+        lambda t, per: _mean_or_nan(np.concatenate(t.iterations))),
     "solver_time_s": _Metric(
         "decision wall time per token-layer (selection + subcarrier assignment)",
-        lambda t, per, row: per("solver_time", "token_layer")),
+        lambda t, per: per("solver_time", "token_layer")),
     "mean_snr_db": _Metric(
         "mean true dispatch SNR over tokens, layers, links and subcarriers (dB)",
-        lambda t, per, row: t.sums["snr_db"] / t.sums["snr_count"]),
+        lambda t, per: t.sums["snr_db"] / t.sums["snr_count"]),
 }
 
 #: Metric columns of every row, with their meaning (``docs/cosim.md``, "Metrics").
@@ -302,7 +302,7 @@ class Tally:
 
         row = {"scheme": scheme}
         for name, metric in _METRICS.items():
-            row[name] = metric.value(self, per, row)
+            row[name] = metric.value(self, per)
         for name in self.counts:
             if name != "accuracy":
                 row[name] = self.accuracy(name)
