@@ -16,6 +16,8 @@ from typing import Literal, Optional
 from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt,
                       field_validator, model_validator)
 
+from dmoe.common import EXECUTION_MODES, PRECISIONS
+
 __all__ = [
     "SCHEMES",
     "ChannelSection",
@@ -156,12 +158,12 @@ class ExecutionSection(BaseModel):
 
     model_config = _FROZEN
 
-    mode: Literal["eager", "graph", "xla"] = Field(
+    mode: Literal[EXECUTION_MODES] = Field(  # type: ignore[valid-type]
         "graph", description="TensorFlow execution of the phy and moe functions: eager, "
         "compiled graphs (`tf.function`) or XLA-compiled graphs (`jit_compile=True`; the "
         "Sionna channel draws then give other realisations for the same seed than eager and "
         "graph do, see docs/scaling.md).")
-    precision: Literal["single", "double"] = Field(
+    precision: Literal[PRECISIONS] = Field(  # type: ignore[valid-type]
         "single", description="Float precision of the channel and link simulation: `single` "
         "(float32 / complex64) or `double` (float64 / complex128). The MoE always runs in "
         "float32, the precision it was trained in.")

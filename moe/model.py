@@ -14,13 +14,13 @@ import numpy as np
 import tensorflow as tf
 import keras
 
+from dmoe.common import DEFAULT_EXECUTION, check_execution, compile_function
 from dmoe.moe import quantize as _quantize
 from dmoe.moe._data import load_task_data
-from dmoe.moe._execution import DEFAULT_EXECUTION, EXECUTION_MODES, check_execution
 from dmoe.moe.config import MoEConfig
 from dmoe.moe.network import MoENetwork, renormalised_weights
 
-__all__ = ["MoEModel", "SELECTIONS", "EXECUTION_MODES"]
+__all__ = ["MoEModel", "SELECTIONS"]
 
 SELECTIONS = ("top_k", "bottom_k", "least_relevant", "random", "all", "none")
 
@@ -66,7 +66,7 @@ class MoEModel:
     config : MoEConfig
     network : MoENetwork
     execution : str
-        Settable: how the TensorFlow functions run (one of :data:`EXECUTION_MODES`).
+        Settable: how the TensorFlow functions run (one of :data:`dmoe.common.EXECUTION_MODES`).
 
     Example
     -------
@@ -131,11 +131,7 @@ class MoEModel:
         hidden_spec = tf.TensorSpec([None, width], f32)
 
         def compiled(function, signature):
-            if mode == "eager":
-                return function
-            # jit_compile=None (not False) for graph: exactly the tf.function used before modes.
-            return tf.function(function, input_signature=signature,
-                               jit_compile=True if mode == "xla" else None)
+            return compile_function(function, mode, input_signature=signature)
 
         def combine_of(layer):
             def combine(hidden, outputs, selected, weights, use_relevance):

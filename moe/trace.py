@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dmoe.common import DEFAULT_EXECUTION, check_execution
 from dmoe.moe import quantize as _quantize
-from dmoe.moe._execution import DEFAULT_EXECUTION, check_execution
 from dmoe.moe.config import MoEConfig
 
 __all__ = ["TraceMoE", "TraceState", "record_trace", "load_trace"]
