@@ -15,6 +15,7 @@ import tensorflow as tf
 import keras
 
 from dmoe.common import DEFAULT_EXECUTION, check_execution, compile_function
+from dmoe.scheduler import top_d_mask
 from dmoe.moe import quantize as _quantize
 from dmoe.moe._data import load_task_data
 from dmoe.moe.config import MoEConfig
@@ -380,11 +381,7 @@ class MoEModel:
             scores = rng.random(relevance.shape)
         else:
             scores = relevance if selection == "top_k" else -relevance
-        # Stable sort: among equal scores the lower index comes first, as in tf.math.top_k.
-        order = np.argsort(-np.asarray(scores, np.float32), axis=1, kind="stable")[:, :int(k)]
-        selected = np.zeros((batch, self.num_experts), bool)
-        np.put_along_axis(selected, order, True, axis=1)
-        return selected
+        return top_d_mask(np.asarray(scores, np.float32), int(k))
 
     def accuracy(self, x, y, selection="top_k", k=2, seed=0):
         """Task accuracy of a whole pass with one selection rule at every layer.
