@@ -7,11 +7,14 @@ process pool and Ray executors (:mod:`dmoe.cosim.executors`) implement the same 
 give identical results, because every random stream of a point derives from its config.
 """
 
+import functools
 import sys
 import time
 from dataclasses import dataclass
 
-from .engine import run_metadata, run_point
+from .engine import run_point
+from .execution import enable_memory_growth, run_metadata
+from .models import check_model, check_point, load_model
 from .store import ResultStore
 
 __all__ = ["Executor", "SerialExecutor", "RunSummary", "run_study", "preflight"]
@@ -61,27 +64,26 @@ class RunSummary:
     results_path: str
 
 
-def _run_config(point):
+def _run_config(point, model=None):
     # Module-level so a process or Ray executor can pickle it.
-    return run_point(point.config)
+    return run_point(point.config, model=model)
 
 
-def preflight(study):
+def preflight(study, model=None):
     """Check every point against its MoE before anything is written.
 
-    Loads (training on first use) each distinct MoE of the study and checks D, k, layer-wise
-    rho and distances against its K and L, and the channel settings with ``dmoe.phy``.
+    Loads (training on first use) each distinct MoE of the study, or takes ``model``, and
+    checks D, k, layer-wise rho and distances against its K and L, and the channel settings
+    with ``dmoe.phy``.
 
     Raises
     ------
     ValueError
         Naming the offending key.
     """
-    from .engine import check_point
     for point in study.points:
-        model = _load_checked(point.config.moe)
         try:
-            check_point(point.config, model)
+            check_point(point.config, model or _load_checked(point.config.moe))
         except ValueError as error:
             swept = ", ".join(f"{k}={v!r}" for k, v in point.swept.items())
             raise ValueError(f"{error}" + (f" [at sweep point {swept}]" if swept else "")) \
@@ -90,7 +92,6 @@ def preflight(study):
 
 def _load_checked(moe):
     """The point's model; a model that cannot be loaded is reported with the key at fault."""
-    from .engine import load_model
     try:
         return load_model(moe)
     except (ValueError, FileNotFoundError) as error:
@@ -110,7 +111,8 @@ def _stderr_line(line):
     print(f"dmoe run: {line}", file=sys.stderr, flush=True)
 
 
-def run_study(study, directory, executor=None, progress=True, wait=False, log=None):
+def run_study(study, directory, executor=None, progress=True, model=None, wait=False,
+              log=None):
     r"""Run every point of a study not yet in ``directory`` and write the results table.
 
     Nothing is written before the study has passed :func:`preflight` and ``directory`` has
@@ -129,6 +131,9 @@ def run_study(study, directory, executor=None, progress=True, wait=False, log=No
         Default :class:`SerialExecutor`.
     progress : bool
         Show a tqdm bar (points done, ETA) on stderr.
+    model : MoEProtocol or None
+        Run every point on this MoE instead of the one its ``[moe]`` names (see
+        :func:`~dmoe.cosim.run_point`); a process or Ray executor must be able to pickle it.
     wait : bool
         If another process is running into ``directory``, wait for it to finish instead of
         raising :class:`~dmoe.cosim.store.RunDirectoryBusy`.
@@ -151,14 +156,15 @@ def run_study(study, directory, executor=None, progress=True, wait=False, log=No
     -------
     >>> summary = run_study(load_study("configs/tradeoff.toml"), "results/tradeoff")  # doctest: +SKIP
     """
-    from .execution import enable_memory_growth
     from .store import check_output_directory
     log = log or _stderr_line
     executor = executor or SerialExecutor()
+    if model is not None:
+        check_model(model)
     started = time.perf_counter()
     check_output_directory(directory)
     enable_memory_growth()  # before the preflight's model loads initialise the GPUs
-    preflight(study)
+    preflight(study, model)
     store = ResultStore(directory)
     metadata = run_metadata()
     metadata.update(executor=executor.name, seed=study.points[0].config.seed,
@@ -174,7 +180,9 @@ def run_study(study, directory, executor=None, progress=True, wait=False, log=No
             bar = tqdm(total=len(study.points), initial=len(study.points) - len(todo),
                        unit="point", desc="dmoe run", dynamic_ncols=True)
         try:
-            for point, rows in executor.map(_run_config, todo):
+            function = _run_config if model is None else functools.partial(_run_config,
+                                                                           model=model)
+            for point, rows in executor.map(function, todo):
                 store.write_point(point, rows, {
                     "point_id": point.point_id, "index": point.index, "seed": point.seed,
                     "key": point.key, "swept": point.swept, "executor": executor.name,

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from dmoe.cosim import _cmd_select_demo, engine
+from dmoe.cosim import _cmd_select_demo, models
 from dmoe.cosim.cli import main
 from dmoe.cosim.executors import make_executor
 from dmoe.cosim.runner import run_study
@@ -130,7 +130,7 @@ def test_a_cache_dir_that_is_a_file_is_refused_before_training(tmp_path, monkeyp
     monkeypatch.setenv("DMOE_CACHE_DIR", str(cache))
     monkeypatch.setattr(defaults, "_MEMO", {})
     monkeypatch.setattr(defaults, "train_moe", lambda config: pytest.fail("trained"))
-    engine._load_model.cache_clear()
+    models._load_model.cache_clear()
     try:
         assert main(["run", str(study_file), "--out", str(tmp_path / "out"), "--quiet"]) == 2
         error = _one_line(capsys)
@@ -141,7 +141,7 @@ def test_a_cache_dir_that_is_a_file_is_refused_before_training(tmp_path, monkeyp
         with pytest.raises(ValueError, match="lies under"):
             defaults.load_default_moe("digits")
     finally:
-        engine._load_model.cache_clear()
+        models._load_model.cache_clear()
     assert not (tmp_path / "out").exists()
 
 

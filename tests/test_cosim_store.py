@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dmoe.cosim.cli import main
-from dmoe.cosim.engine import NONDETERMINISTIC_COLUMNS
+from dmoe.cosim.metrics import NONDETERMINISTIC_COLUMNS
 from dmoe.cosim.runner import run_study
 from dmoe.cosim.store import ResultStore, RunDirectoryBusy, read_results
 from dmoe.cosim.study import load_study

@@ -16,7 +16,7 @@ import sys
 import pandas as pd
 import pytest
 
-from dmoe.cosim.engine import NONDETERMINISTIC_COLUMNS
+from dmoe.cosim.metrics import NONDETERMINISTIC_COLUMNS
 from dmoe.cosim.runner import run_study
 from dmoe.cosim.store import ResultStore, read_results
 from dmoe.cosim.study import load_study
