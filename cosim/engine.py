@@ -22,13 +22,14 @@ import numpy as np
 
 from dmoe.scheduler import JointProblem
 
-from .config import StudyConfig, config_columns, point_key
+from .config import config_columns, point_key
 from .execution import configure_device, execution_settings, model_execution, run_chunked
 from .metrics import Clock, Tally
 from .models import channel_config, check_model, check_point, load_model
 from .rounds import one_round, play_round
 from .schemes import decide, get_scheme
 from .seeding import chunk_seeds, derive_seed, draw_examples, point_seeds
+from .study import validate_config
 
 __all__ = ["run_point"]
 
@@ -69,8 +70,7 @@ def run_point(config, model=None):
     >>> rows = run_point({"num_tokens": 32, "schemes": ["des", "top_k"]})   # doctest: +SKIP
     >>> [(r["scheme"], r["accuracy"]) for r in rows]                       # doctest: +SKIP
     """
-    if not isinstance(config, StudyConfig):
-        config = StudyConfig.model_validate(config)
+    config = validate_config(config)  # one-line ValueError naming the keys
     started = time.perf_counter()
     settings = execution_settings(config.execution)
     # Memory growth on before the model load can initialise the GPUs; an unknown device is

@@ -9,6 +9,7 @@ import dataclasses
 from functools import lru_cache
 
 from .execution import resolve_device
+from .memory import check_point_memory
 
 __all__ = ["load_model", "check_point", "check_model"]
 
@@ -66,7 +67,8 @@ def check_model(model):
 
 
 def check_point(config, model):
-    """Check a point against the MoE it runs on (D, k, layer-wise rho, distances, channel).
+    """Check a point against the MoE it runs on (D, k, layer-wise rho, distances, channel,
+    memory: :func:`~dmoe.cosim.memory.check_point_memory`).
 
     Raises
     ------
@@ -91,6 +93,7 @@ def check_point(config, model):
             resolve_device(config.execution.device)
         except ValueError as error:
             raise ValueError(f"config key 'execution.device': {error}") from None
+    check_point_memory(config, model)  # before any array of the point is allocated
 
 
 def channel_config(config, num_layers):

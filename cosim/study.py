@@ -30,6 +30,7 @@ __all__ = [
     "expand_study",
     "derive_seed",
     "dump_toml",
+    "validate_config",
 ]
 
 
@@ -302,6 +303,33 @@ def _set(mapping, dotted, value):
     for section in sections:
         mapping = mapping.setdefault(section, {})
     mapping[leaf] = value
+
+
+def validate_config(config):
+    """Validate one point's configuration; problems are reported in one line.
+
+    Parameters
+    ----------
+    config : StudyConfig or dict
+        A single point (no sweep lists on scalar fields).
+
+    Output
+    ------
+    config : StudyConfig
+
+    Raises
+    ------
+    TypeError
+        ``config`` is neither a ``StudyConfig`` nor a dict.
+    ValueError
+        One line naming every offending key, the value given and what is allowed (what
+        ``dmoe run`` prints), instead of pydantic's multi-line report.
+    """
+    if isinstance(config, StudyConfig):
+        return config
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be a StudyConfig or a dict, got {type(config).__name__}")
+    return _validate(config, {})
 
 
 def _validate(concrete, swept):
