@@ -1,6 +1,6 @@
 r"""Will a point fit in memory? A lower bound, checked before anything is allocated or written.
 
-A point holds two kinds of arrays (``docs/scaling.md``):
+A point holds two kinds of arrays (``docs/scaling.md``, "Points that cannot fit"):
 
 * per point, whatever the chunking: the drawn examples and their labels, and the token
   positions that are cut into chunks, ``T x (x_row + 8 + 8 + 8)`` bytes;
