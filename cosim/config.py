@@ -183,8 +183,8 @@ class StudyConfig(BaseModel):
 
     model_config = _FROZEN
 
-    seed: StrictInt = Field(1, ge=0, description="Run seed; every random stream of a point is "
-                      "derived from it and the point's settings.")
+    seed: StrictInt = Field(1, ge=0, le=2**63 - 1, description="Run seed; every random stream "
+                      "of a point is derived from it and the point's settings.")
     num_tokens: StrictInt = Field(256, ge=1, description="Test samples (tokens) pushed through the "
                             "protocol per point.")
     schemes: tuple[str, ...] = Field(

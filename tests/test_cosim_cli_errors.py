@@ -115,6 +115,14 @@ def test_one_sweep_value_written_as_int_and_float_is_refused(tmp_path, capsys, v
     assert not (tmp_path / "out").exists()
 
 
+def test_a_seed_too_large_for_the_results_table_is_refused(tmp_path, capsys):
+    config = tmp_path / "seed.toml"
+    config.write_text("seed = 100000000000000000000000\n")
+    assert main(["run", str(config), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "'seed'" in _one_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
 def test_equal_numbers_in_other_spellings_are_one_value():
     for key, values in (("importance", [0.0, -0.0]),
                         ("layer_importance", [[1, 0.5], [1.0, 0.5]])):
