@@ -160,6 +160,10 @@ def _die_with_parent(parent_pid):
     Linux: the kernel sends SIGKILL to this process when its parent dies
     (``PR_SET_PDEATHSIG``); if the parent died before that was set, exit now. Elsewhere: a
     daemon thread polls the parent pid once a second.
+
+    The Linux signal also comes when the parent *thread* that started the worker exits; pools
+    start their workers from the thread that iterates :meth:`ProcessExecutor.map`, and a pool
+    does not outlive that iteration.
     """
     if sys.platform.startswith("linux"):
         import ctypes
