@@ -43,6 +43,8 @@ nb_execution_mode = "force"
 nb_execution_raise_on_error = True
 nb_execution_timeout = 300
 nb_execution_show_tb = True
+# TensorFlow's start-up messages on stderr are not part of the lesson.
+nb_output_stderr = "remove"
 
 # Docstrings are numpydoc-formatted with Sionna's "Input" / "Output" sections.
 napoleon_google_docstring = False
