@@ -20,7 +20,7 @@ __all__ = [
     # engine, execution, results
     "run_point", "METRIC_COLUMNS", "NONDETERMINISTIC_COLUMNS", "Decision", "decide",
     "Executor", "SerialExecutor", "RunSummary", "run_study", "ResultStore", "read_results",
-    "plot_results", "to_xarray", "export_results",
+    "plot_results", "to_xarray", "results_to_xarray", "export_results",
 ]
 
 _HOME = {
@@ -35,7 +35,7 @@ _HOME = {
     "run_study": "runner",
     "ResultStore": "store", "read_results": "store",
     "plot_results": "plots",
-    "to_xarray": "export", "export_results": "export",
+    "to_xarray": "export", "results_to_xarray": "export", "export_results": "export",
 }
 
 

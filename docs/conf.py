@@ -50,6 +50,8 @@ nb_output_stderr = "remove"
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
+# Parameter names ending in "_" (as_) are escaped, not read as RST link references.
+strip_signature_backslash = True
 # An "Attributes" section becomes fields, so a documented property is not described twice.
 napoleon_use_ivar = True
 napoleon_custom_sections = [("Input", "params_style"), ("Output", "returns_style")]
@@ -93,6 +95,7 @@ def write_api_pages(out_dir=HERE / "api"):
     exports it; the later ones link to it, so each object has exactly one description.
     """
     out_dir.mkdir(exist_ok=True)
+    pages = set()
     for package, blurb in API_PACKAGES.items():
         module = importlib.import_module(package)
         own, shared = [], []
@@ -108,6 +111,7 @@ def write_api_pages(out_dir=HERE / "api"):
                  f".. currentmodule:: {package}", "",
                  ".. autosummary::", "   :toctree: generated", "   :nosignatures:", ""]
         lines += [f"   {name}" for name in own]
+        pages |= {f"{package}.{name}.rst" for name in own}
         if shared:
             lines += ["", "Also exported here, documented where linked:", ""]
             lines += [f"- ``{name}``: :obj:`{target}`" for name, target in shared]
@@ -117,6 +121,10 @@ def write_api_pages(out_dir=HERE / "api"):
              "docstrings.", "", ".. toctree::", "   :maxdepth: 1", ""]
     index += [f"   {package}" for package in API_PACKAGES]
     _write_if_changed(out_dir / "index.rst", "\n".join(index) + "\n")
+    # The page of a name no longer exported would be a document outside every toctree.
+    for stale in (out_dir / "generated").glob("*.rst"):
+        if stale.name not in pages:
+            stale.unlink()
 
 
 _SECTION_WITH_NOTE = re.compile(r"^(\s*)(Input|Output)\s+\((.+)\)\s*$")
