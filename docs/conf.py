@@ -176,6 +176,28 @@ def process_docstring(app, what, name, obj, options, lines):
     lines[:] = _split_section_notes(lines)
 
 
+def rejoin_inline_type(app, what, name, obj, options, lines):
+    """Undo napoleon reading ``Columns that measure wall time: they differ...`` as a type.
+
+    Napoleon takes the text before the first colon of a constant's comment for its type;
+    a "type" with a space in it was the start of the sentence.
+    """
+    if what not in ("data", "attribute"):
+        return
+    for number, line in enumerate(lines):
+        if line.startswith(":type: ") and " " in line[len(":type: "):].strip():
+            head = line[len(":type: "):].strip()
+            del lines[number]
+            if number > 0 and not lines[number - 1].strip():
+                del lines[number - 1]
+            first = next((i for i, text in enumerate(lines) if text.strip()), None)
+            if first is None:
+                lines[:] = [head]
+            else:
+                lines[first] = f"{head}: {lines[first].lstrip()}"
+            return
+
+
 def _resolve_python(path):
     """The object a dotted ``path`` names, or None."""
     parts = path.split(".")
@@ -242,6 +264,7 @@ def missing_reference(app, env, node, contnode):
 
 def setup(app):
     app.connect("autodoc-process-docstring", process_docstring, priority=400)
+    app.connect("autodoc-process-docstring", rejoin_inline_type, priority=600)
     app.connect("missing-reference", missing_reference, priority=900)
 
 
