@@ -17,7 +17,7 @@ from dmoe.cosim.store import read_results  # noqa: E402
 from dmoe.cosim.study import load_study  # noqa: E402
 
 SMALL = {"num_tokens": 16, "schemes": ["des", "top_k"], "importance": [1.0, 0.6],
-         "channel": {"num_subcarriers": 16, "tx_power_dbm": [0, 23]}}
+         "channel": {"num_subcarriers": 16, "tx_power_dbm": [0, 23]}, "moe": {"task": "digits"}}
 AXES = {"importance": [1.0, 0.6], "channel.tx_power_dbm": [0.0, 23.0]}
 
 
