@@ -22,7 +22,7 @@ __all__ = [
     "Tally", "Decision", "SchemeOptions", "decide", "register_scheme", "registered_schemes",
     # execution, results
     "Executor", "SerialExecutor", "RunSummary", "run_study", "ResultStore", "read_results",
-    "plot_results",
+    "plot_results", "to_xarray", "results_to_xarray", "export_results",
 ]
 
 _HOME = {
@@ -39,6 +39,7 @@ _HOME = {
     "run_study": "runner",
     "ResultStore": "store", "read_results": "store",
     "plot_results": "plots",
+    "to_xarray": "export", "results_to_xarray": "export", "export_results": "export",
 }
 
 

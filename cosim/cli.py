@@ -18,6 +18,7 @@ COMMANDS = {
     "run": ("_cmd_run", "run a co-simulation study (default: the shipped one) and plot it"),
     "plot": ("_cmd_plot", "draw the standard figures of a run directory (PNG and PDF)"),
     "phy-curves": ("_cmd_phy_curves", "BER/BLER/throughput vs SNR per MCS and channel model (CSV + PNG)"),
+    "export": ("_cmd_export", "write a run directory's results as netCDF or CSV (xarray)"),
 }
 
 
