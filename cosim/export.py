@@ -107,7 +107,7 @@ def results_to_xarray(table, metadata, manifest):
     index = tuple(np.array(axis, dtype=np.intp) for axis in zip(*cells)) if cells else None
 
     settings = _config_keys(config) - set(axes)
-    from .engine import METRIC_COLUMNS
+    from .metrics import METRIC_COLUMNS
 
     variables = {}
     setting_attrs = {}

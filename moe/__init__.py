@@ -15,6 +15,7 @@ from dmoe.moe.defaults import (  # noqa: E402
     DEFAULT_CONFIGS, default_cache_dir, load_default_moe, load_trained_moe)
 from dmoe.common import EXECUTION_MODES  # noqa: E402
 from dmoe.moe.model import SELECTIONS, MoEModel  # noqa: E402
+from dmoe.moe.protocol import MoEProtocol  # noqa: E402
 from dmoe.moe.network import MoELayer, MoENetwork  # noqa: E402
 from dmoe.moe.quantize import from_bits, payload_bits, quantization_step, to_bits  # noqa: E402
 from dmoe.moe.trace import TraceMoE, load_trace, record_trace  # noqa: E402
@@ -22,6 +23,6 @@ from dmoe.moe.train import build_moe, train_moe  # noqa: E402
 
 __all__ = [
     "MoEConfig", "TASKS", "build_moe", "train_moe", "load_default_moe", "load_trained_moe",
-    "DEFAULT_CONFIGS", "default_cache_dir", "MoEModel", "MoENetwork", "MoELayer", "TraceMoE", "load_trace",
+    "DEFAULT_CONFIGS", "default_cache_dir", "MoEProtocol", "MoEModel", "MoENetwork", "MoELayer", "TraceMoE", "load_trace",
     "record_trace", "SELECTIONS", "EXECUTION_MODES", "payload_bits", "to_bits", "from_bits", "quantization_step",
 ]

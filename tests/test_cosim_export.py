@@ -10,7 +10,7 @@ import pytest
 xr = pytest.importorskip("xarray")
 
 from dmoe.cosim.cli import main  # noqa: E402
-from dmoe.cosim.engine import METRIC_COLUMNS  # noqa: E402
+from dmoe.cosim import METRIC_COLUMNS  # noqa: E402
 from dmoe.cosim.export import export_results, to_xarray  # noqa: E402
 from dmoe.cosim.runner import SerialExecutor, run_study  # noqa: E402
 from dmoe.cosim.store import read_results  # noqa: E402
