@@ -327,19 +327,11 @@ def tb_error_rate(sinr_eff, mcs, cb_size, num_cb, mcs_table):
     ------
     tbler : [M], float64, in [0, 1] (1 for an MCS without a table)
     """
-    bler_table, snr_grid, cbs_grid = _mcs._pdsch_bler_tables()  # pylint: disable=protected-access
-    mcs = np.asarray(mcs, dtype=np.int64)
-    cb_size = np.asarray(cb_size, dtype=np.float64)
-    cbs = np.clip(np.rint((cb_size - cbs_grid[0]) / (cbs_grid[1] - cbs_grid[0])), 0,
-                  len(cbs_grid) - 1).astype(np.int64)
+    cbs_grid = _mcs._pdsch_bler_tables()[2]  # pylint: disable=protected-access
+    cbs = _mcs.code_block_index(cb_size, cbs_grid)
     snr_db = 10.0 * np.log10(np.maximum(np.asarray(sinr_eff, dtype=np.float64), 1e-30))
-    position = np.clip((snr_db - snr_grid[0]) / (snr_grid[1] - snr_grid[0]), 0.0,
-                       len(snr_grid) - 1.0)
-    lower = np.minimum(np.floor(position).astype(np.int64), len(snr_grid) - 2)
-    frac = position - lower
-    curves = bler_table[mcs_table - 1]
-    bler = (curves[mcs, cbs, lower] * (1.0 - frac) + curves[mcs, cbs, lower + 1] * frac)
-    bler = np.clip(np.nan_to_num(bler, nan=1.0), 0.0, 1.0)
+    bler = _mcs.interpolate_bler(snr_db, np.asarray(mcs, dtype=np.int64), cbs, mcs_table)
+    bler = np.clip(bler, 0.0, 1.0)
     return 1.0 - (1.0 - bler) ** np.asarray(num_cb, dtype=np.float64)
 
 
