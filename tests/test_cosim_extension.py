@@ -113,3 +113,19 @@ def test_a_registered_scheme_runs_from_a_study(tmp_path):
         register_scheme("least_relevant", _least_relevant)
     with pytest.raises(ValueError, match="unknown scheme"):
         load_study({"schemes": ["no_such_scheme"]})
+
+
+def _constant_channel(cfg, distances, num_times, seed, rng, execution, precision):
+    shape = (distances.shape[0], num_times, distances.shape[1], cfg.num_subcarriers)
+    return np.full(shape, 1e-5, dtype=np.complex64 if precision == "single" else np.complex128)
+
+
+def test_a_registered_channel_model_runs_from_a_study():
+    from dmoe.phy import ChannelConfig, register_channel_model
+    register_channel_model("constant_100db", _constant_channel, replace=True)
+    row = run_point({"num_tokens": 8, "schemes": ["top_k"], "phy": {"fidelity": "ideal"},
+                     "channel": {"model": "constant_100db", "tx_power_dbm": -10}})[0]
+    cfg = ChannelConfig(tx_power_dbm=-10.0)
+    expected_db = 10 * np.log10(cfg.subcarrier_power_w * 1e-10 / cfg.noise_power_w)
+    assert row["mean_snr_db"] == pytest.approx(expected_db, abs=1e-4)
+    assert row["channel.model"] == "constant_100db"

@@ -321,3 +321,24 @@ def test_fields_declare_whether_they_shape_the_channel_draw():
     for name in ("model", "distances_m", "speed_mps", "los", "indoor_probability"):
         assert name in drawn
     assert "csi_delay_rounds" in draw_fields(ChannelConfig(csi="outdated"))
+
+
+def _flat(cfg, distances, num_times, seed, rng, execution, precision):
+    """A registered model: every subcarrier and instant has gain 1e-4 (80 dB loss)."""
+    shape = (distances.shape[0], num_times, distances.shape[1], cfg.num_subcarriers)
+    dtype = np.complex64 if precision == "single" else np.complex128
+    return np.full(shape, 1e-4, dtype=dtype)
+
+
+def test_a_registered_channel_model_draws_through_sample_links():
+    from dmoe.phy import register_channel_model
+    register_channel_model("flat_80db", _flat, replace=True)
+    cfg = ChannelConfig(model="flat_80db", num_subcarriers=8, num_rounds=2)
+    links = sample_links(cfg, batch_size=3, num_links=2, seed=0)
+    expected = cfg.subcarrier_power_w * 1e-8 / cfg.noise_power_w      # P_sc |h|^2 / (N0 df)
+    assert links.snr_dispatch.shape == (3, 2, 2, 8)
+    np.testing.assert_allclose(links.snr_dispatch, expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="built-in"):
+        register_channel_model("rayleigh", _flat)
+    with pytest.raises(ValueError, match="flat_80db"):
+        ChannelConfig(model="no_such_model")
