@@ -139,7 +139,7 @@ class PhySection(BaseModel):
         "bit-true 5G chain (`link`), or `ideal` (every link delivers, airtime and energy as "
         "planned: the PHY-free reference).")
     planning_rate: Literal["shannon", "mcs"] = Field(
-        "mcs", description="Rate model every scheme plans with (MODEL.md).")
+        "mcs", description="Rate model every scheme plans with (docs/phy.md, \"Rate models\").")
     on_failure: Literal["drop", "corrupt"] = Field(
         "drop", description="A link that fails after HARQ: `drop` removes the expert "
         "(weights renormalised over what arrived); `corrupt` delivers the payload with its "
@@ -219,7 +219,7 @@ class StudyConfig(BaseModel):
 
     @model_validator(mode="after")
     def _enough_subcarriers(self):
-        # Every selected expert's link needs its own subcarrier in each phase (MODEL.md, P2).
+        # Every selected expert's link needs its own subcarrier in each phase (docs/jesa.md, P2).
         most = max(self.max_experts, self.top_k or 0, 2 if "top_2" in self.schemes else 1)
         if self.channel.num_subcarriers < most:
             raise ValueError(

@@ -20,6 +20,9 @@ abstraction and the bit-true chain size, time and cost a transport block identic
 import functools
 
 import numpy as np
+from scipy.special import erfc
+from sionna.phy.nr.utils import calculate_tb_size
+from sionna.sys import EESM
 
 from . import _mcs
 
@@ -44,14 +47,13 @@ def ofdm_symbol_duration_s(subcarrier_spacing_hz):
 @functools.lru_cache(maxsize=None)
 def eesm():
     """The shared Sionna ``EESM`` block (beta per MCS from Sionna's calibrated table)."""
-    from sionna.sys import EESM
     return EESM()
 
 
 def mcs_table_arrays(mcs_table):
     """Modulation order, target code rate and BLER-table availability of every MCS index.
 
-    Thin view of :func:`dmoe.phy._mcs.mcs_table` (the Channel engineer's MCS table).
+    Thin view of :func:`dmoe.phy._mcs.mcs_table`.
 
     Output
     ------
@@ -72,7 +74,6 @@ _SEGMENT_CACHE = {}
 
 def _segment_uncached(payload_bits, bits_per_symbol, code_rate):
     """Vectorised sizing of the TB and grid carrying each payload (see :func:`segment`)."""
-    from sionna.phy.nr.utils import calculate_tb_size
     payload_bits = payload_bits.astype(np.int64)
     # 1. TB size: the TS 38.214 TB size of the smallest grid whose TB holds the payload.
     num_re = np.ceil(payload_bits / (bits_per_symbol * code_rate)).astype(np.int64)
@@ -350,7 +351,6 @@ def uncoded_ber(sinr, bits_per_symbol):
     ------
     ber : [...], float64, in [0, 0.5]
     """
-    from scipy.special import erfc
     m = np.asarray(bits_per_symbol, dtype=np.float64)
     points = 2.0 ** m
     arg = np.sqrt(3.0 * np.maximum(sinr, 0.0) / (points - 1.0))
