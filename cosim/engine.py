@@ -134,7 +134,7 @@ def _run(config, model, settings):
 
 def _simulate_chunk(config, model, settings, channel_cfg, sim, x, y, seeds):
     """One chunk of tokens through every scheme: ``({scheme: Tally}, shared seconds)``."""
-    from dmoe.phy import sample_links
+    from dmoe.phy import sample_links  # Sionna: only when a point runs
 
     clock = Clock()
     num_layers = model.num_layers
