@@ -2,15 +2,18 @@
 
 The sweep is a list of independent points; :func:`dmoe.cosim.run_point` runs one from its
 config alone. An *executor* maps it over the points not yet done and yields each point's rows as
-soon as they exist, so the store writes them one by one. :class:`SerialExecutor` is here; the
-process pool and Ray executors (:mod:`dmoe.cosim.executors`) implement the same one method and
-give identical results, because every random stream of a point derives from its config.
+soon as they exist, so the store writes them one by one. :class:`SerialExecutor` runs them in
+this process; the process-pool and Ray executors of :mod:`dmoe.cosim.executors` implement the
+same one method and give identical results, because every random stream of a point derives
+from its config.
 """
 
 import functools
 import sys
 import time
 from dataclasses import dataclass
+
+from tqdm import tqdm
 
 from .engine import run_point
 from .execution import enable_memory_growth, run_metadata
@@ -176,7 +179,6 @@ def run_study(study, directory, executor=None, progress=True, model=None, wait=F
         todo = [point for point in study.points if not store.is_done(point)]
         bar = None
         if progress:
-            from tqdm import tqdm
             bar = tqdm(total=len(study.points), initial=len(study.points) - len(todo),
                        unit="point", desc="dmoe run", dynamic_ncols=True)
         try:
