@@ -200,3 +200,6 @@ def test_plot_of_a_half_finished_run_says_how_many_points_are_missing(tmp_path, 
     assert main(["plot", str(out), "--format", "png"]) == 0
     assert "not finished" not in capsys.readouterr().err
     shutil.rmtree(out / "figures")
+
+    assert main(["export", str(out), "--out", str(figures_file / "results.nc")]) == 2
+    assert "--out" in _one_line(capsys)
