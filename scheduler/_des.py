@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ._problem import STATUS_INFEASIBLE, STATUS_OPTIMAL, _check_problem, _finish
+from ._problem import STATUS_INFEASIBLE, STATUS_OPTIMAL, _check_problem, _finish, _finish_one
 
 __all__ = ["des"]
 
@@ -67,6 +67,8 @@ def des(problem):
     """
     start_time = time.perf_counter()
     _check_problem(problem)
+    if not problem.batch_shape:
+        return _des_one(problem, start_time)
     relevance, cost, requirement, tolerance = problem._flat()
     num_instances, num_experts = relevance.shape
     max_experts = problem.effective_max_experts
@@ -91,6 +93,21 @@ def des(problem):
         selected[rows], nodes[rows] = _search(relevance[rows], cost[rows], need[rows],
                                               max_experts)
     return _finish(problem, selected, status, nodes, start_time, "des", exact=True)
+
+
+def _des_one(problem, start_time):
+    """:func:`des` for one instance, on Python floats (``_des_scalar``; same result and nodes)."""
+    from ._des_scalar import search_one     # imports this module's constants
+
+    cost = problem.cost.tolist()
+    need = float(problem.requirement) - float(problem.tolerance)
+    if float(problem.top_relevance) < need:
+        return _finish_one(problem, [], STATUS_INFEASIBLE, 0, start_time, "des")
+    if need <= 0:
+        return _finish_one(problem, [cost.index(min(cost))], STATUS_OPTIMAL, 0, start_time, "des")
+    chosen, nodes = search_one(problem.relevance.tolist(), cost, need,
+                               problem.effective_max_experts)
+    return _finish_one(problem, chosen, STATUS_OPTIMAL, nodes, start_time, "des")
 
 
 def _gather(array, index):
