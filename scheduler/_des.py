@@ -105,8 +105,7 @@ def _des_one(problem, start_time):
         return _finish_one(problem, [], STATUS_INFEASIBLE, 0, start_time, "des")
     if need <= 0:
         return _finish_one(problem, [cost.index(min(cost))], STATUS_OPTIMAL, 0, start_time, "des")
-    chosen, nodes = search_one(problem.relevance.tolist(), cost, need,
-                               problem.effective_max_experts)
+    chosen, nodes = search_one(problem.relevance, problem.cost, need, problem.effective_max_experts)
     return _finish_one(problem, chosen, STATUS_OPTIMAL, nodes, start_time, "des")
 
 

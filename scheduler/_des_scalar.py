@@ -11,9 +11,10 @@ Notation as in ``_des.py``: ``g`` relevance, ``c`` cost, sorted by decreasing re
 cheaper first); ``need`` the relevance still required, ``slots`` the experts still allowed.
 """
 
-import heapq
 import math
 from itertools import accumulate
+
+import numpy as np
 
 from ._des import _MAX_DUAL_ITERATIONS, _PAIR_CHUNK, _PRUNE_RTOL
 from ._problem import numpy_sum
@@ -22,6 +23,8 @@ __all__ = ["search_one"]
 
 _INF = math.inf
 _TINY = 2.2250738585072014e-308         # np.finfo(float).tiny
+# From this K on, sorting the experts is cheaper with numpy than with Python's sort.
+_NUMPY_SORT_FROM = 24
 # Unit roundoff of float64; bounds the rounding of a window of prefix sums (see _child_count).
 _UNIT_ROUNDOFF = 2.0 ** -53
 
@@ -30,26 +33,30 @@ class _Instance:
     """One instance with ``need > 0``, experts sorted by relevance (``_des._Block`` for one row)."""
 
     def __init__(self, relevance, cost, need, max_experts):
-        num_experts = len(relevance)
-        # Two stable sorts give lexsort((cost, -relevance)): by relevance descending, then cost,
-        # then position.
-        order = sorted(range(num_experts), key=cost.__getitem__)
-        negated = [-x for x in relevance]
-        order.sort(key=negated.__getitem__)
-        self.order = order
-        self.g = g = [relevance[i] for i in order]
-        self.c = c = [cost[i] for i in order]
+        num_experts = relevance.size
+        if num_experts < _NUMPY_SORT_FROM:
+            g_all, c_all = relevance.tolist(), cost.tolist()
+            # Two stable sorts give lexsort((cost, -relevance)): by relevance descending, then
+            # cost, then position.
+            order = sorted(range(num_experts), key=c_all.__getitem__)
+            negated = [-x for x in g_all]
+            order.sort(key=negated.__getitem__)
+            g = [g_all[i] for i in order]
+            c = [c_all[i] for i in order]
+        else:
+            sorting = np.lexsort((cost, -relevance))
+            order, g, c = sorting.tolist(), relevance[sorting].tolist(), cost[sorting].tolist()
+            c_all = cost.tolist()
+        self.order, self.g, self.c = order, g, c
         self.need = need
         self.depth = max_experts
-        useful = 0
-        for value in g:
-            if not value > 0:
-                break
-            useful += 1
+        useful = num_experts
+        while useful and not g[useful - 1] > 0:
+            useful -= 1
         self.useful = useful
-        self.prefix_g = [0.0] + list(accumulate(g))
-        self.prefix_c = [0.0] + list(accumulate(c))
-        top_cost = numpy_sum(sorted(cost, reverse=True)[:max_experts])
+        self.prefix_g = [0.0, *accumulate(g)]
+        self.prefix_c = [0.0, *accumulate(c)]
+        top_cost = numpy_sum(sorted(c_all, reverse=True)[:max_experts])
         self.scale = _PRUNE_RTOL * (top_cost if top_cost > _TINY else _TINY)
         # Useful positions by increasing cost (ties: position), for the cardinality bound.
         self.by_cost = sorted(range(useful), key=c.__getitem__)
@@ -81,17 +88,20 @@ class _Instance:
         ``>= start`` (all of them when fewer remain)."""
         found = self._cheap.get(start)
         if found is None:
-            g, c, depth = self.g, self.c, self.depth
+            depth, g, c = self.depth, self.g, self.c
+            g_sum = c_sum = 0.0
             g_sums, c_sums = [0.0], [0.0]
             for position in self.by_cost:
                 if position >= start:
-                    g_sums.append(g_sums[-1] + g[position])
-                    c_sums.append(c_sums[-1] + c[position])
+                    g_sum += g[position]
+                    c_sum += c[position]
+                    g_sums.append(g_sum)
+                    c_sums.append(c_sum)
                     if len(g_sums) > depth:
                         break
-            while len(g_sums) <= depth:
-                g_sums.append(g_sums[-1])
-                c_sums.append(c_sums[-1])
+            else:
+                g_sums += [g_sum] * (depth + 1 - len(g_sums))
+                c_sums += [c_sum] * (depth + 1 - len(c_sums))
             found = self._cheap[start] = (g_sums, c_sums)
         return found
 
@@ -100,10 +110,7 @@ class _Instance:
         g, c, useful = self.g, self.c, self.useful
         values = [lam * g[j] - c[j] for j in range(start, useful)]
         # Largest values first, ties to the lower position (numpy's argmax).
-        if slots < len(values):
-            ranked = heapq.nlargest(slots, range(len(values)), key=values.__getitem__)
-        else:
-            ranked = sorted(range(len(values)), key=values.__getitem__, reverse=True)
+        ranked = sorted(range(len(values)), key=values.__getitem__, reverse=True)[:slots]
         g_sum = 0.0
         c_sum = 0.0
         for rank, index in enumerate(ranked):
@@ -157,15 +164,17 @@ class _Instance:
         ``(positions, cost)``, cost ``inf`` where it needs more than D experts."""
         g, c, need, depth = self.g, self.c, self.need, self.depth
         useful = self.useful
-        ratio = [c[j] / g[j] if j < useful else _INF for j in range(len(g))]
-        first = heapq.nsmallest(depth, range(len(g)), key=ratio.__getitem__)
+        # Experts with g = 0 (ratio inf) follow the useful ones in position order.
+        ratio = [c[j] / g[j] for j in range(useful)]
+        first = sorted(range(useful), key=ratio.__getitem__)[:depth]
+        first += range(useful, useful + depth - len(first))
         got = 0.0
         spent = 0.0
         for count, position in enumerate(first, start=1):
+            if position >= len(g):
+                break
             got += g[position]
             spent += c[position]
-            # np.cumsum over the whole order stops counting at K - 1 (the last entry is taken
-            # whatever it holds): a set of all K experts is checked against need below.
             if got >= need:
                 return first[:count], spent
         return None, _INF
@@ -202,7 +211,7 @@ def _child_count(inst, start, slots, remaining):
 def search_one(relevance, cost, need, max_experts):
     """Branch and bound for one instance with ``0 < need <= top-D`` (``_des._search``).
 
-    Input: ``relevance, cost`` lists of K floats, ``need`` float, ``max_experts`` int (``<= K``).
+    Input: ``relevance, cost [K]`` float64 arrays, ``need`` float, ``max_experts`` int (``<= K``).
     Output: ``(selected, nodes)``, the chosen expert indices (original order, ascending) and the
     number of search-tree nodes.
     """

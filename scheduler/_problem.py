@@ -383,23 +383,22 @@ def _finish(problem, selected, status, nodes, start_time, method, exact):
 def _finish_one(problem, chosen, status, nodes, start_time, method):
     """:func:`_finish` of an exact solver for one instance (``batch_shape == ()``).
 
-    ``chosen`` lists the indices of the selected experts. Sums and the feasibility test use the
-    same floating-point operations as :func:`_finish` (numpy's pairwise sum over the K entries,
-    zeros for the unselected), without numpy's fixed cost per call.
+    ``chosen`` lists the indices of the selected experts in increasing order. Sums and the
+    feasibility test use the same floating-point operations as :func:`_finish` (numpy's pairwise
+    sum over the K entries, zeros for the unselected), without numpy's fixed cost per call.
     """
     num_experts = problem.num_experts
-    mask = [False] * num_experts
-    for index in chosen:
-        mask[index] = True
-    cost = numpy_sum([c if m else 0.0 for c, m in zip(problem.cost.tolist(), mask)])
-    relevance = numpy_sum([g if m else 0.0 for g, m in zip(problem.relevance.tolist(), mask)])
+    cost = _masked_numpy_sum(problem.cost, chosen)
+    relevance = _masked_numpy_sum(problem.relevance, chosen)
     count = len(chosen)
     feasible = (1 <= count <= problem.max_experts
                 and relevance >= float(problem.requirement) - float(problem.tolerance))
     if status == STATUS_INFEASIBLE:
         cost = math.inf
+    selected = np.zeros(num_experts, dtype=bool)
+    selected[chosen] = True
     return SelectionResult(
-        selected=np.array(mask, dtype=bool),
+        selected=selected,
         cost=np.array(cost),
         feasible=np.array(feasible),
         nodes=np.array(nodes, dtype=np.int64),
@@ -408,6 +407,38 @@ def _finish_one(problem, chosen, status, nodes, start_time, method):
         solve_time_s=time.perf_counter() - start_time,
         method=method,
     )
+
+
+def _masked_numpy_sum(values, chosen):
+    """``np.where(mask, values, 0.0).sum()`` for the mask of the sorted indices ``chosen``.
+
+    Adding the zeros of the unselected entries changes nothing, so only the chosen entries are
+    visited, in the lanes numpy's pairwise summation puts them in (:func:`numpy_sum`).
+    """
+    size = values.size
+    if size > 128:
+        dense = [0.0] * size
+        for index in chosen:
+            dense[index] = float(values[index])
+        return numpy_sum(dense)
+    picked = values[chosen].tolist()
+    if size < 8:
+        total = 0.0
+        for value in picked:
+            total += value
+        return total
+    lanes = [0.0] * 8
+    stop = size - size % 8
+    tail_values = []
+    for index, value in zip(chosen, picked):
+        if index < stop:
+            lanes[index % 8] += value
+        else:
+            tail_values.append(value)
+    total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    for value in tail_values:
+        total += value
+    return total
 
 
 def _check_problem(problem):
