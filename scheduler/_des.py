@@ -27,6 +27,13 @@ _TABLE_ENTRIES = 1 << 21
 _MATRIX_TABLE_LIMIT = 1 << 16
 # (node, child) pairs evaluated in one vectorised pass.
 _PAIR_CHUNK = 1 << 18
+# Up to this many instances, des solves them one by one on Python floats (_des_scalar): a
+# vectorised pass costs some hundreds of numpy calls whatever the batch size, about ten
+# single-instance searches at K = 32.
+_SCALAR_BATCH_LIMIT = 4
+
+# After the constants above, which the single-instance search shares.
+from ._des_scalar import search_one  # noqa: E402
 
 
 def des(problem):
@@ -67,17 +74,26 @@ def des(problem):
     """
     start_time = time.perf_counter()
     _check_problem(problem)
+    max_experts = problem.effective_max_experts
     if not problem.batch_shape:
-        return _des_one(problem, start_time)
+        chosen, status, nodes = _solve_one(
+            problem.relevance, problem.cost, float(problem.requirement) - float(problem.tolerance),
+            float(problem.top_relevance), max_experts)
+        return _finish_one(problem, chosen, status, nodes, start_time, "des")
     relevance, cost, requirement, tolerance = problem._flat()
     num_instances, num_experts = relevance.shape
-    max_experts = problem.effective_max_experts
     need = requirement - tolerance               # the search's requirement (docs: Tolerances)
     top = problem.top_relevance.reshape(-1)
 
     selected = np.zeros((num_instances, num_experts), dtype=bool)
     nodes = np.zeros(num_instances, dtype=np.int64)
     status = np.full(num_instances, STATUS_OPTIMAL, dtype="<U10")
+    if num_instances <= _SCALAR_BATCH_LIMIT:
+        for b in range(num_instances):
+            chosen, status[b], nodes[b] = _solve_one(relevance[b], cost[b], float(need[b]),
+                                                     float(top[b]), max_experts)
+            selected[b, chosen] = True
+        return _finish(problem, selected, status, nodes, start_time, "des", exact=True)
     infeasible = top < need
     status[infeasible] = STATUS_INFEASIBLE
     # need <= 0: every non-empty set meets the requirement and costs are >= 0, so the cheapest
@@ -95,18 +111,19 @@ def des(problem):
     return _finish(problem, selected, status, nodes, start_time, "des", exact=True)
 
 
-def _des_one(problem, start_time):
-    """:func:`des` for one instance, on Python floats (``_des_scalar``; same result and nodes)."""
-    from ._des_scalar import search_one     # imports this module's constants
+def _solve_one(relevance, cost, need, top, max_experts):
+    """One instance on Python floats (``_des_scalar``: the same search, set and node count).
 
-    cost = problem.cost.tolist()
-    need = float(problem.requirement) - float(problem.tolerance)
-    if float(problem.top_relevance) < need:
-        return _finish_one(problem, [], STATUS_INFEASIBLE, 0, start_time, "des")
+    ``relevance, cost [K]`` float64, ``need = gamma - slack`` and ``top`` (top-D relevance)
+    floats. Returns ``(chosen, status, nodes)``, ``chosen`` the sorted indices of the set.
+    """
+    if top < need:
+        return [], STATUS_INFEASIBLE, 0
     if need <= 0:
-        return _finish_one(problem, [cost.index(min(cost))], STATUS_OPTIMAL, 0, start_time, "des")
-    chosen, nodes = search_one(problem.relevance, problem.cost, need, problem.effective_max_experts)
-    return _finish_one(problem, chosen, STATUS_OPTIMAL, nodes, start_time, "des")
+        values = cost.tolist()
+        return [values.index(min(values))], STATUS_OPTIMAL, 0
+    chosen, nodes = search_one(relevance, cost, need, max_experts)
+    return chosen, STATUS_OPTIMAL, nodes
 
 
 def _gather(array, index):
