@@ -57,15 +57,17 @@ def select_experts(problem, cost, rows=None):
     scale = np.where(finite, cost, 0.0).max(axis=-1, keepdims=True)
     scale = np.where(scale > 0, scale, 1.0)
     scaled = np.where(finite, cost / scale, num_experts + 1.0)
-    kwargs = dict(relevance=problem.relevance[rows], cost=scaled, max_experts=min(problem.max_experts, num_experts))
-    if problem.importance is not None:
-        kwargs["importance"] = problem.importance[rows]
+    level = problem.importance if problem.importance is not None else problem.threshold
+    name = "importance" if problem.importance is not None else "threshold"
+    if len(rows) == 1:
+        # One instance: des's single-instance path, then back to a batch of one.
+        kwargs = {"relevance": problem.relevance[rows[0]], "cost": scaled[0], name: level[rows[0]]}
     else:
-        kwargs["threshold"] = problem.threshold[rows]
-    result = des(SelectionProblem(**kwargs))
-    selected = np.asarray(result.selected, dtype=bool)
-    ok = np.asarray(result.feasible, dtype=bool) & ~np.any(selected & ~finite, axis=-1)
-    return selected, ok, np.asarray(result.nodes)
+        kwargs = {"relevance": problem.relevance[rows], "cost": scaled, name: level[rows]}
+    result = des(SelectionProblem(max_experts=min(problem.max_experts, num_experts), **kwargs))
+    selected = result.selected.reshape(-1, num_experts)
+    ok = result.feasible.reshape(-1) & ~(selected & ~finite).any(axis=-1)
+    return selected, ok, result.nodes.reshape(-1)
 
 
 # ---------------------------------------------------------------------------- allocation
@@ -169,7 +171,7 @@ def _allocate_phase(rate, bits, power, deadline, selected):
         # its best is optimal; only instances with a collision need the Hungarian algorithm.
         tagged = np.where(sel, best, -1 - np.arange(num_experts))
         ordered = np.sort(tagged, axis=-1)
-        collide = np.any(ordered[:, 1:] == ordered[:, :-1], axis=-1)
+        collide = (ordered[:, 1:] == ordered[:, :-1]).any(axis=-1)
         free = np.flatnonzero(~collide)
         u_idx, k_idx = np.nonzero(sel[free])
         mask[untimed[free][u_idx], k_idx, best[free][u_idx, k_idx]] = True
@@ -185,7 +187,7 @@ def _allocate_phase(rate, bits, power, deadline, selected):
             mask[untimed[local], experts[row], col] = True
             ok[untimed[local]] = bool(np.all(finite[row, col]))
         # A chosen expert whose every subcarrier is dead cannot be served.
-        ok[untimed] &= ~np.any(sel & ~np.isfinite(np.min(energy, axis=-1)), axis=-1)
+        ok[untimed] &= ~(sel & ~np.isfinite(energy.min(axis=-1))).any(axis=-1)
 
     timed = np.flatnonzero(timed)
     if timed.size:
@@ -414,7 +416,7 @@ def _jesa_flat(problem, max_iterations):
         # the common case (no collision) once N >> K.
         sel = selected[rows]
         same = np.where(sel, _close(cost, last_cost[rows]), cost >= last_cost[rows]).all(axis=-1)
-        same &= ~np.any(sel & ~_close(cost, decoupled[rows]), axis=-1)
+        same &= ~(sel & ~_close(cost, decoupled[rows])).any(axis=-1)
         active[rows[same]] = False
         rows, cost = rows[~same], cost[~same]
         if rows.size == 0:
@@ -434,7 +436,7 @@ def _jesa_flat(problem, max_iterations):
         for variant in range(num_variants):
             part = slice(variant * rows.size, (variant + 1) * rows.size)
             new_selected, new_ok = candidates[part], candidates_ok[part]
-            changed = np.flatnonzero(np.any(new_selected != selected[rows], axis=-1) & new_ok)
+            changed = np.flatnonzero((new_selected != selected[rows]).any(axis=-1) & new_ok)
             if changed.size == 0:
                 continue
             trial = rows[changed]
