@@ -76,10 +76,10 @@ def des(problem):
     _check_problem(problem)
     max_experts = problem.effective_max_experts
     if not problem.batch_shape:
-        chosen, status, nodes = _solve_one(
-            problem.relevance, problem.cost, float(problem.requirement) - float(problem.tolerance),
-            float(problem.top_relevance), max_experts)
-        return _finish_one(problem, chosen, status, nodes, start_time, "des")
+        need = float(problem.requirement) - float(problem.tolerance)
+        chosen, status, nodes = _solve_one(problem.relevance, problem.cost, need,
+                                           float(problem.top_relevance), max_experts)
+        return _finish_one(problem, chosen, status, nodes, start_time, "des", need)
     relevance, cost, requirement, tolerance = problem._flat()
     num_instances, num_experts = relevance.shape
     need = requirement - tolerance               # the search's requirement (docs: Tolerances)

@@ -43,23 +43,30 @@ class _Instance:
             order.sort(key=negated.__getitem__)
             g = [g_all[i] for i in order]
             c = [c_all[i] for i in order]
+            useful = _count_positive(g)
+            # Useful positions by increasing cost, and by increasing cost per relevance (ties:
+            # position, as numpy's stable sorts).
+            by_cost = sorted(range(useful), key=c.__getitem__)
+            ratio = [c[j] / g[j] for j in range(useful)]
+            by_ratio = sorted(range(useful), key=ratio.__getitem__)[:max_experts]
         else:
             sorting = np.lexsort((cost, -relevance))
-            order, g, c = sorting.tolist(), relevance[sorting].tolist(), cost[sorting].tolist()
-            c_all = cost.tolist()
+            g_sorted, c_sorted = relevance[sorting], cost[sorting]
+            order, g, c = sorting.tolist(), g_sorted.tolist(), c_sorted.tolist()
+            useful = _count_positive(g)
+            by_cost = np.argsort(c_sorted[:useful], kind="stable").tolist()
+            ratio = c_sorted[:useful] / g_sorted[:useful]
+            by_ratio = np.argsort(ratio, kind="stable")[:max_experts].tolist()
         self.order, self.g, self.c = order, g, c
         self.need = need
         self.depth = max_experts
-        useful = num_experts
-        while useful and not g[useful - 1] > 0:
-            useful -= 1
         self.useful = useful
+        self.by_cost = by_cost
+        self.by_ratio = by_ratio
         self.prefix_g = [0.0, *accumulate(g)]
         self.prefix_c = [0.0, *accumulate(c)]
-        top_cost = numpy_sum(sorted(c_all, reverse=True)[:max_experts])
+        top_cost = numpy_sum(sorted(c, reverse=True)[:max_experts])
         self.scale = _PRUNE_RTOL * (top_cost if top_cost > _TINY else _TINY)
-        # Useful positions by increasing cost (ties: position), for the cardinality bound.
-        self.by_cost = sorted(range(useful), key=c.__getitem__)
         self._cheap = {}
 
     def fewest(self, start, need, slots):
@@ -165,9 +172,7 @@ class _Instance:
         g, c, need, depth = self.g, self.c, self.need, self.depth
         useful = self.useful
         # Experts with g = 0 (ratio inf) follow the useful ones in position order.
-        ratio = [c[j] / g[j] for j in range(useful)]
-        first = sorted(range(useful), key=ratio.__getitem__)[:depth]
-        first += range(useful, useful + depth - len(first))
+        first = self.by_ratio + list(range(useful, useful + depth - len(self.by_ratio)))
         got = 0.0
         spent = 0.0
         for count, position in enumerate(first, start=1):
@@ -178,6 +183,14 @@ class _Instance:
             if got >= need:
                 return first[:count], spent
         return None, _INF
+
+
+def _count_positive(values):
+    """Number of leading entries ``> 0`` of a list sorted in decreasing order."""
+    count = len(values)
+    while count and not values[count - 1] > 0:
+        count -= 1
+    return count
 
 
 def _child_count(inst, start, slots, remaining):

@@ -380,23 +380,24 @@ def _finish(problem, selected, status, nodes, start_time, method, exact):
     )
 
 
-def _finish_one(problem, chosen, status, nodes, start_time, method):
+def _finish_one(problem, chosen, status, nodes, start_time, method, need=None):
     """:func:`_finish` of an exact solver for one instance (``batch_shape == ()``).
 
-    ``chosen`` lists the indices of the selected experts in increasing order. Sums and the
-    feasibility test use the same floating-point operations as :func:`_finish` (numpy's pairwise
-    sum over the K entries, zeros for the unselected), without numpy's fixed cost per call.
+    ``chosen`` lists the indices of the selected experts in increasing order; ``need``, if
+    given, is ``requirement - tolerance`` as the caller computed it. Sums and the feasibility
+    test use the same floating-point operations as :func:`_finish` (numpy's pairwise sum over
+    the K entries, zeros for the unselected), without numpy's fixed cost per call.
     """
-    num_experts = problem.num_experts
     cost = _masked_numpy_sum(problem.cost, chosen)
     relevance = _masked_numpy_sum(problem.relevance, chosen)
-    count = len(chosen)
-    feasible = (1 <= count <= problem.max_experts
-                and relevance >= float(problem.requirement) - float(problem.tolerance))
+    if need is None:
+        need = float(problem.requirement) - float(problem.tolerance)
+    feasible = 1 <= len(chosen) <= problem.max_experts and relevance >= need
     if status == STATUS_INFEASIBLE:
         cost = math.inf
-    selected = np.zeros(num_experts, dtype=bool)
-    selected[chosen] = True
+    selected = np.zeros(problem.relevance.size, dtype=bool)
+    for index in chosen:
+        selected[index] = True
     return SelectionResult(
         selected=selected,
         cost=np.array(cost),
@@ -419,9 +420,9 @@ def _masked_numpy_sum(values, chosen):
     if size > 128:
         dense = [0.0] * size
         for index in chosen:
-            dense[index] = float(values[index])
+            dense[index] = values.item(index)
         return numpy_sum(dense)
-    picked = values[chosen].tolist()
+    picked = [values.item(index) for index in chosen]
     if size < 8:
         total = 0.0
         for value in picked:
