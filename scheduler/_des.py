@@ -31,6 +31,10 @@ _PAIR_CHUNK = 1 << 18
 # vectorised pass costs some hundreds of numpy calls whatever the batch size, about ten
 # single-instance searches at K = 32.
 _SCALAR_BATCH_LIMIT = 4
+# A single-instance search on Python floats costs a few microseconds per node, the vectorised
+# one about a millisecond per tree level plus a fraction of a microsecond per node: past this
+# many nodes, the instance is searched again vectorised (same result, same node count).
+_SCALAR_NODE_LIMIT = 2000
 
 # After the constants above, which the single-instance search shares.
 from ._des_scalar import search_one  # noqa: E402
@@ -122,7 +126,10 @@ def _solve_one(relevance, cost, need, top, max_experts):
     if need <= 0:
         values = cost.tolist()
         return [values.index(min(values))], STATUS_OPTIMAL, 0
-    chosen, nodes = search_one(relevance, cost, need, max_experts)
+    chosen, nodes = search_one(relevance, cost, need, max_experts, _SCALAR_NODE_LIMIT)
+    if chosen is None:
+        selected, nodes = _search(relevance[None], cost[None], np.array([need]), max_experts)
+        return np.flatnonzero(selected[0]).tolist(), STATUS_OPTIMAL, int(nodes[0])
     return chosen, STATUS_OPTIMAL, nodes
 
 

@@ -221,12 +221,14 @@ def _child_count(inst, start, slots, remaining):
     return count
 
 
-def search_one(relevance, cost, need, max_experts):
+def search_one(relevance, cost, need, max_experts, node_limit):
     """Branch and bound for one instance with ``0 < need <= top-D`` (``_des._search``).
 
-    Input: ``relevance, cost [K]`` float64 arrays, ``need`` float, ``max_experts`` int (``<= K``).
+    Input: ``relevance, cost [K]`` float64 arrays, ``need`` float, ``max_experts`` int (``<= K``),
+    ``node_limit`` int.
     Output: ``(selected, nodes)``, the chosen expert indices (original order, ascending) and the
-    number of search-tree nodes.
+    number of search-tree nodes; ``selected`` is None when the search stopped after
+    ``node_limit`` nodes (a tree that large is cheaper to search vectorised).
     """
     inst = _Instance(relevance, cost, need, max_experts)
     g, c, prefix_c = inst.g, inst.c, inst.prefix_c
@@ -267,6 +269,8 @@ def search_one(relevance, cost, need, max_experts):
                 slots = max_experts - size - 1
                 for j in range(nxt, nxt + counts[index]):
                     nodes += 1
+                    if nodes > node_limit:
+                        return None, nodes
                     child_cost = taken_cost + c[j]
                     child_rel = taken_rel + g[j]
                     child_need = need - child_rel

@@ -95,6 +95,25 @@ def test_single_calls_equal_the_batched_search_bit_for_bit(first, seed, batch):
             assert str(single.status) == str(other.status[b])
 
 
+def test_single_call_past_the_node_limit_is_searched_vectorised(monkeypatch):
+    """A single instance whose tree outgrows the Python search is searched again vectorised:
+    same set, cost bits and node count as the batched search."""
+    from dmoe.scheduler import _des
+
+    rng = np.random.default_rng(8)
+    logits = rng.normal(scale=0.3, size=(8, 24))
+    relevance = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    cost = rng.lognormal(size=(8, 24))
+    batched = des(SelectionProblem(relevance, cost, 6, importance=0.9))
+    assert batched.nodes.min() > 3
+    monkeypatch.setattr(_des, "_SCALAR_NODE_LIMIT", 3)
+    for b in range(8):
+        single = des(SelectionProblem(relevance[b], cost[b], 6, importance=0.9))
+        assert single.selected.tolist() == batched.selected[b].tolist()
+        assert single.cost.tobytes() == batched.cost[b].tobytes()
+        assert int(single.nodes) == int(batched.nodes[b])
+
+
 @settings(max_examples=200)
 @given(st.lists(st.one_of(st.floats(0.0, 1e6), st.sampled_from([0.0, 0.125, 3.0])), max_size=300))
 def test_numpy_sum_is_bit_identical_to_numpy(values):
