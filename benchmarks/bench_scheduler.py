@@ -76,19 +76,22 @@ def _misses_requirement(chosen, relevance, cost, depth, importance):
     return not bool(problem.is_feasible(chosen))
 
 
-def _take_turns(solvers, num_instances, block):
+def _take_turns(solvers, num_instances, block, cpu=None):
     """Wall time of every call, solvers taking turns over blocks of ``block`` instances.
 
-    ``solvers``: name -> function of the instance index. Returns name -> (times, outputs).
+    ``solvers``: name -> function of the instance index. Returns name -> (times, outputs); with
+    ``cpu`` (a dict), also the process CPU time of every call in ``cpu[name]``.
     """
     out = {name: ([], [None] * num_instances) for name in solvers}
     for start in range(0, num_instances, block):
         for name, solve in solvers.items():
             times, outputs = out[name]
             for b in range(start, min(start + block, num_instances)):
-                begin = time.perf_counter()
+                begin, begin_cpu = time.perf_counter(), time.process_time()
                 outputs[b] = solve(b)
                 times.append(time.perf_counter() - begin)
+                if cpu is not None:
+                    cpu.setdefault(name, []).append(time.process_time() - begin_cpu)
     return out
 
 
@@ -106,7 +109,8 @@ def single_call_case(num_experts, num_instances, repeats, rng):
         solve(0)
     runs = []
     for _ in range(repeats):
-        blocks = _take_turns(solvers, num_instances, block=10)
+        cpu = {}
+        blocks = _take_turns(solvers, num_instances, block=10, cpu=cpu)
         alternate = _take_turns({k: solvers[k] for k in ("des", "highs")}, num_instances, block=1)
         des_s = float(np.median(blocks["des"][0]))
         highs_s = float(np.median(blocks["highs"][0]))
@@ -121,6 +125,9 @@ def single_call_case(num_experts, num_instances, repeats, rng):
             "des_single_alternating_median_s": des_cold,
             "highs_alternating_median_s": highs_cold,
             "ratio_highs_over_des_alternating": highs_cold / des_cold,
+            "des_cpu_median_s": float(np.median(cpu["des"])),
+            "highs_cpu_median_s": float(np.median(cpu["highs"])),
+            "ratio_highs_over_des_cpu": float(np.median(cpu["highs"]) / np.median(cpu["des"])),
         })
     results = blocks["des"][1]
     des_cost = np.array([float(r.cost) for r in results])
@@ -287,12 +294,15 @@ def markdown(report):
         "the same instance (gamma and the constraint matrix built in the call); "
         "*milp_reference*: `milp_reference(SelectionProblem(...))` (scaling, no-good re-solves). "
         "Solvers take turns in blocks of 10 instances; *alternating*: turns after every "
-        "instance, so that each call starts on caches the other solver has just used.",
+        "instance, so that each call starts on caches the other solver has just used. *CPU*: "
+        "process CPU time of the calls in blocks (all threads; unlike wall time it leaves out "
+        "waiting for the CPU, which on a loaded machine inflates HiGHS' wall time more than "
+        "DES's).",
         "",
         "| K | run | DES | HiGHS | milp_reference | HiGHS / DES | milp_reference / DES | "
-        "DES alternating | HiGHS alternating | ratio alternating | target | DES nodes (median) | "
-        "DES = milp_reference | HiGHS sets missing gamma |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "DES CPU | HiGHS CPU | CPU ratio | DES alternating | HiGHS alternating | ratio alternating | "
+        "target | DES nodes (median) | DES = milp_reference | HiGHS sets missing gamma |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["single"]:
         for index, run in enumerate(row["runs"], start=1):
@@ -300,6 +310,8 @@ def markdown(report):
                 f"| {row['K']} | {index} | {_fmt_time(run['des_single_median_s'])} | "
                 f"{_fmt_time(run['highs_median_s'])} | {_fmt_time(run['milp_reference_median_s'])} | "
                 f"{run['ratio_highs_over_des']:.1f}x | {run['ratio_milp_reference_over_des']:.1f}x | "
+                f"{_fmt_time(run['des_cpu_median_s'])} | {_fmt_time(run['highs_cpu_median_s'])} | "
+                f"{run['ratio_highs_over_des_cpu']:.1f}x | "
                 f"{_fmt_time(run['des_single_alternating_median_s'])} | "
                 f"{_fmt_time(run['highs_alternating_median_s'])} | "
                 f"{run['ratio_highs_over_des_alternating']:.1f}x | >= {row['target_ratio']:.0f}x: "
@@ -400,7 +412,7 @@ def main(argv=None):
             print(f"single K={num_experts:3d} run {index}: des {_fmt_time(run['des_single_median_s'])}, "
                   f"HiGHS {_fmt_time(run['highs_median_s'])} ({run['ratio_highs_over_des']:.1f}x), "
                   f"milp_reference {_fmt_time(run['milp_reference_median_s'])} "
-                  f"({run['ratio_milp_reference_over_des']:.1f}x); alternating "
+                  f"({run['ratio_milp_reference_over_des']:.1f}x); CPU {run['ratio_highs_over_des_cpu']:.1f}x; alternating "
                   f"{run['ratio_highs_over_des_alternating']:.1f}x", flush=True)
 
     scale = []
