@@ -196,7 +196,8 @@ class SelectionProblem:
         _check_finite_non_negative("cost", cost, cost_values)
 
         max_experts = self.max_experts
-        if isinstance(max_experts, (bool, np.bool_)) or not isinstance(max_experts, numbers.Integral):
+        if type(max_experts) is not int and (isinstance(max_experts, (bool, np.bool_))
+                                             or not isinstance(max_experts, numbers.Integral)):
             raise TypeError(f"max_experts must be an integer D >= 1, got {max_experts!r}")
         max_experts = int(max_experts)
         if max_experts < 1:
