@@ -48,8 +48,7 @@ def select_experts(problem, cost, rows=None):
         False where P1 has no solution among the experts of finite cost.
     nodes : [R], int
     """
-    if rows is None:
-        rows = np.arange(problem.relevance.shape[0])
+    pick = _rows_picker(rows)
     num_experts = problem.num_experts
     finite = np.isfinite(cost)
     # DES takes finite costs only: scale each row to max 1 and give an unservable expert a
@@ -59,11 +58,12 @@ def select_experts(problem, cost, rows=None):
     scaled = np.where(finite, cost / scale, num_experts + 1.0)
     level = problem.importance if problem.importance is not None else problem.threshold
     name = "importance" if problem.importance is not None else "threshold"
-    if len(rows) == 1:
+    relevance, level = pick(problem.relevance), pick(level)
+    if len(relevance) == 1:
         # One instance: des's single-instance path, then back to a batch of one.
-        kwargs = {"relevance": problem.relevance[rows[0]], "cost": scaled[0], name: level[rows[0]]}
+        kwargs = {"relevance": relevance[0], "cost": scaled[0], name: level[0]}
     else:
-        kwargs = {"relevance": problem.relevance[rows], "cost": scaled, name: level[rows]}
+        kwargs = {"relevance": relevance, "cost": scaled, name: level}
     result = des(SelectionProblem(max_experts=min(problem.max_experts, num_experts), **kwargs))
     selected = result.selected.reshape(-1, num_experts)
     ok = result.feasible.reshape(-1) & ~(selected & ~finite).any(axis=-1)
@@ -86,12 +86,12 @@ def allocate(problem, selected, rows=None):
     masks : list of [R, K, N] bool, one per phase
     ok : [R], bool (False where some selected link could not be served)
     """
-    if rows is None:
-        rows = np.arange(problem.relevance.shape[0])
-    power = problem.subcarrier_power_w[rows]
-    masks, ok = [], np.ones(len(rows), dtype=bool)
+    # rows=None: every instance, without copying the arrays (``x[arange(M)]`` equals ``x``).
+    pick = _rows_picker(rows)
+    power = pick(problem.subcarrier_power_w)
+    masks, ok = [], np.ones(selected.shape[0], dtype=bool)
     for rate, bits, deadline in problem.phases():
-        mask, phase_ok = _allocate_phase(rate[rows], bits[rows], power, deadline[rows], selected)
+        mask, phase_ok = _allocate_phase(pick(rate), pick(bits), power, pick(deadline), selected)
         masks.append(mask)
         ok &= phase_ok
     return masks, ok
@@ -246,16 +246,24 @@ def _deadline_greedy(rate, bits, power, deadline, experts):
 def induced_costs(problem, masks, rows=None):
     """Per-expert cost given an allocation: each expert's cheapest link on the subcarriers no
     *other* chosen expert holds (its own allocated set for the chosen ones), summed over phases
-    plus compute energy (internal). Output: [R, K] float64, may hold ``inf``."""
-    if rows is None:
-        rows = np.arange(problem.relevance.shape[0])
-    cost = problem.compute_energy_j[rows].copy()
-    power = problem.subcarrier_power_w[rows]
+    plus compute energy (internal). ``masks``: one [R, K, N] bool per phase, or None for a phase
+    where nothing is held. Output: [R, K] float64, may hold ``inf``."""
+    pick = _rows_picker(rows)
+    cost = pick(problem.compute_energy_j).copy()
+    power = pick(problem.subcarrier_power_w)
     for (rate, bits, deadline), mask in zip(problem.phases(), masks):
-        held_by_others = (mask.sum(axis=-2, keepdims=True) - mask) > 0
-        energy, _, _ = fewest_best(rate[rows], ~held_by_others, bits[rows], power, deadline[rows])
+        # masks=None: nothing is held, every subcarrier is available.
+        available = True if mask is None else (mask.sum(axis=-2, keepdims=True) - mask) <= 0
+        energy, _, _ = fewest_best(pick(rate), available, pick(bits), power, pick(deadline))
         cost = cost + energy
     return cost
+
+
+def _rows_picker(rows):
+    """``x -> x[rows]``, or the identity for ``rows=None`` (every instance, no copy)."""
+    if rows is None:
+        return lambda array: array
+    return lambda array: array[rows]
 
 
 def _allocation_energy(problem, masks, ok, rows):
@@ -290,8 +298,7 @@ def displacement_costs(problem, selected, masks, cost, rows):
     own = np.zeros(selected.shape)
     for (rate, bits, _), mask in zip(problem.phases(), masks):
         own = own + link_energy_airtime(rate[rows], mask, bits[rows], power)[0]
-    free = [np.zeros(mask.shape, dtype=bool) for mask in masks]
-    best = induced_costs(problem, free, rows)  # includes compute energy
+    best = induced_costs(problem, [None] * len(masks), rows)  # all free; includes compute energy
     charged = cost.copy()
     for j in range(problem.num_experts):
         has = np.flatnonzero(selected[:, j] & np.isfinite(base))
@@ -310,7 +317,7 @@ def displacement_costs(problem, selected, masks, cost, rows):
 
 
 def _total_energy(problem, selected, masks, ok, rows):
-    sub = _subproblem(problem, rows)
+    sub = problem if rows is None else _subproblem(problem, rows)
     returned = masks[1] if problem.has_return else None
     energy = sub.energy_j(selected, masks[0], returned)
     return np.where(ok, energy, np.inf)
@@ -387,12 +394,10 @@ def jesa(problem, max_iterations=50):
 
 def _jesa_flat(problem, max_iterations):
     num = problem.relevance.shape[0]
-    rows = np.arange(num)
-    all_free = [np.zeros(rate.shape, dtype=bool) for rate, _, _ in problem.phases()]
-    cost = induced_costs(problem, all_free)  # nothing held: each expert's best link
+    cost = induced_costs(problem, [None] * len(problem.phases()))  # nothing held: each expert's best link
     selected, select_ok, _ = select_experts(problem, cost)
     masks, alloc_ok = allocate(problem, selected)
-    energy = _total_energy(problem, selected, masks, select_ok & alloc_ok, rows)
+    energy = _total_energy(problem, selected, masks, select_ok & alloc_ok, None)
     iterations = np.ones(num, dtype=np.int64)
     status = np.full(num, STATUS_CONVERGED, dtype="<U16")
     history = [energy.copy()]
