@@ -47,7 +47,8 @@ def des(problem):
     pruned by feasibility (the most relevant remaining experts cannot reach the requirement) and
     by its LP bound (the cheapest completion of the LP relaxation cannot beat the incumbent).
     All instances of the batch are searched together, one tree level (set size) per numpy pass
-    (``docs/scheduler.md``, "DES").
+    (``docs/scheduler.md``, "DES"); one instance, or a batch of at most four, is searched on
+    Python floats instead, with the same result and node count ("Single calls").
 
     Parameters
     ----------

@@ -252,7 +252,7 @@ def induced_costs(problem, masks, rows=None):
     cost = pick(problem.compute_energy_j).copy()
     power = pick(problem.subcarrier_power_w)
     for (rate, bits, deadline), mask in zip(problem.phases(), masks):
-        # masks=None: nothing is held, every subcarrier is available.
+        # A mask of None: nothing is held, every subcarrier is available.
         available = True if mask is None else (mask.sum(axis=-2, keepdims=True) - mask) <= 0
         energy, _, _ = fewest_best(pick(rate), available, pick(bits), power, pick(deadline))
         cost = cost + energy
