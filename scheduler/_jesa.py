@@ -152,8 +152,8 @@ def allocate_subcarriers(problem, selected):
 
 
 def _single_energy(rate, bits, power):
-    with np.errstate(divide="ignore"):
-        return np.where(rate > 0, (power * bits)[..., None] / np.where(rate > 0, rate, 1.0), np.inf)
+    usable = rate > 0  # a zero rate is divided as 1.0 and replaced by inf: no division by zero
+    return np.where(usable, (power * bits)[..., None] / np.where(usable, rate, 1.0), np.inf)
 
 
 def _allocate_phase(rate, bits, power, deadline, selected):
@@ -164,8 +164,11 @@ def _allocate_phase(rate, bits, power, deadline, selected):
 
     untimed = np.flatnonzero(~timed)
     if untimed.size:
-        energy = _single_energy(rate[untimed], bits[untimed], power[untimed])  # [U, K, N]
-        sel = selected[untimed]
+        if untimed.size == num:  # every instance: no copies
+            energy, sel = _single_energy(rate, bits, power), selected  # [U, K, N], [U, K]
+        else:
+            energy = _single_energy(rate[untimed], bits[untimed], power[untimed])
+            sel = selected[untimed]
         best = np.argmin(energy, axis=-1)  # [U, K]
         # Fast path: when the best subcarriers of the chosen experts are distinct, giving each
         # its best is optimal; only instances with a collision need the Hungarian algorithm.
