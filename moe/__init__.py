@@ -15,6 +15,8 @@ from dmoe.moe.defaults import (  # noqa: E402
     DEFAULT_CONFIGS, default_cache_dir, load_default_moe, load_trained_moe)
 from dmoe.moe.model import EXECUTION_MODES, SELECTIONS, MoEModel  # noqa: E402
 from dmoe.moe.network import MoELayer, MoENetwork  # noqa: E402
+from dmoe.moe.payload import (  # noqa: E402
+    AIR_PRESETS, AirPreset, PayloadLayout, air_preset, payload_layout)
 from dmoe.moe.quantize import from_bits, payload_bits, quantization_step, to_bits  # noqa: E402
 from dmoe.moe.trace import TraceMoE, load_trace, record_trace  # noqa: E402
 from dmoe.moe.train import build_moe, train_moe  # noqa: E402
@@ -23,4 +25,5 @@ __all__ = [
     "MoEConfig", "TASKS", "build_moe", "train_moe", "load_default_moe", "load_trained_moe",
     "DEFAULT_CONFIGS", "default_cache_dir", "MoEModel", "MoENetwork", "MoELayer", "TraceMoE", "load_trace",
     "record_trace", "SELECTIONS", "EXECUTION_MODES", "payload_bits", "to_bits", "from_bits", "quantization_step",
+    "AIR_PRESETS", "AirPreset", "air_preset", "PayloadLayout", "payload_layout",
 ]

@@ -1,0 +1,83 @@
+"""95 % intervals of accuracies: Wilson score intervals against independent references."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import binom, binomtest
+
+from dmoe.cosim.intervals import accuracy_columns, wilson_interval
+
+Z95 = 1.959963984540054
+
+
+def _roots(k, n, z=Z95):
+    # (k/n - p)^2 = z^2 p (1 - p) / n  <=>  (1 + z^2/n) p^2 - (2 k/n + z^2/n) p + (k/n)^2 = 0
+    share = k / n
+    return sorted(np.roots([1 + z * z / n, -(2 * share + z * z / n), share * share]).real)
+
+
+@pytest.mark.parametrize("k,n", [(0, 1), (1, 1), (0, 10), (8, 10), (37, 449), (440, 449),
+                                 (1999, 2000), (512, 1024)])
+def test_wilson_equals_the_roots_of_its_defining_quadratic_and_scipy(k, n):
+    low, high = wilson_interval(k, n)
+    assert np.allclose([low, high], _roots(k, n), atol=1e-9)
+    ref = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert np.allclose([low, high], [ref.low, ref.high], atol=1e-12)
+
+
+def test_hand_computed_bounds_at_zero_and_all_successes():
+    # k = 0: low = 0, high = z^2 / (n + z^2); k = n mirrors it.
+    n = 10
+    low, high = wilson_interval([0, n], [n, n])
+    assert low[0] == 0.0 and math.isclose(high[0], Z95**2 / (n + Z95**2), rel_tol=1e-12)
+    assert high[1] == 1.0 and math.isclose(low[1], n / (n + Z95**2), rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("n", [20, 100, 1000])
+def test_coverage_is_close_to_95_percent(n):
+    # Exact coverage: sum of the binomial probabilities of the k whose interval holds p.
+    k = np.arange(n + 1)
+    low, high = wilson_interval(k, n)
+    coverage = np.array([binom.pmf(k, n, p)[(low <= p) & (p <= high)].sum()
+                         for p in np.linspace(0.02, 0.98, 49)])
+    assert 0.94 <= coverage.mean() <= 0.96
+    assert coverage.min() >= 0.90
+
+
+def test_coverage_by_simulation():
+    rng = np.random.default_rng(0)
+    p, n = 0.83, 300
+    k = rng.binomial(n, p, size=20000)
+    low, high = wilson_interval(k, n)
+    assert abs(np.mean((low <= p) & (p <= high)) - 0.95) < 0.01
+
+
+def test_interval_is_vectorised_and_brackets_the_share():
+    k = np.array([[0, 3], [7, 9]])
+    low, high = wilson_interval(k, 9)
+    assert low.shape == high.shape == (2, 2)
+    assert np.all((low <= k / 9) & (k / 9 <= high) & (low >= 0) & (high <= 1))
+    # A lower confidence gives a narrower interval.
+    low80, high80 = wilson_interval(k, 9, confidence=0.8)
+    assert np.all(high80 - low80 < high - low)
+
+
+def test_accuracy_columns_for_overall_and_group_counts():
+    columns = accuracy_columns({"accuracy": (8, 10), "accuracy_sort": (0, 0)})
+    assert columns["accuracy"] == 0.8
+    assert np.allclose([columns["accuracy_ci_low"], columns["accuracy_ci_high"]], _roots(8, 10))
+    assert all(math.isnan(columns[f"accuracy_sort{s}"]) for s in ("", "_ci_low", "_ci_high"))
+    assert set(columns) == {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "accuracy_sort",
+                            "accuracy_sort_ci_low", "accuracy_sort_ci_high"}
+
+
+def test_bad_input_names_the_argument():
+    with pytest.raises(ValueError, match="0 <= successes <= trials"):
+        wilson_interval(11, 10)
+    with pytest.raises(ValueError, match="confidence must be a float in"):
+        wilson_interval(1, 10, confidence=95)
+    with pytest.raises(ValueError, match="counts keys must be"):
+        accuracy_columns({"acc": (1, 2)})
+    with pytest.raises(ValueError, match=r"counts\['accuracy'\] must be a pair"):
+        accuracy_columns({"accuracy": 0.5})
