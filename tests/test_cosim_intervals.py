@@ -81,3 +81,37 @@ def test_bad_input_names_the_argument():
         accuracy_columns({"acc": (1, 2)})
     with pytest.raises(ValueError, match=r"counts\['accuracy'\] must be a pair"):
         accuracy_columns({"accuracy": 0.5})
+
+
+def test_tradeoff_figures_draw_the_intervals_as_error_bars(tmp_path, monkeypatch):
+    import json
+
+    from matplotlib.axes import Axes
+
+    from dmoe.cosim.plots import _synthetic_table, plot_results
+
+    drawn = []
+    errorbar = Axes.errorbar
+
+    def spy(self, x, y, yerr=None, **kwargs):
+        drawn.append(np.asarray(yerr, dtype=float))
+        return errorbar(self, x, y, yerr=yerr, **kwargs)
+
+    monkeypatch.setattr(Axes, "errorbar", spy)
+    table = _synthetic_table()
+    for name, data in (("with", table), ("without", table.drop(
+            columns=["accuracy_ci_low", "accuracy_ci_high"]))):
+        run = tmp_path / name
+        run.mkdir()
+        data.to_parquet(run / "results.parquet")
+        (run / "manifest.json").write_text(json.dumps({"axes": {"importance": []}}))
+        drawn.clear()
+        written = plot_results(run, formats=("png",), log=lambda line: None)
+        assert "tradeoff" in written
+        if name == "with":
+            # One curve per scheme, bars below and above each point, none negative.
+            assert len(drawn) == table["scheme"].nunique()
+            assert all(bars.shape[0] == 2 and np.all(bars >= 0) and np.any(bars > 0)
+                       for bars in drawn)
+        else:
+            assert drawn == []
