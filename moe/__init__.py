@@ -6,14 +6,15 @@ supplies gate relevance scores and the task accuracy under any expert choice: ``
 scores). See ``docs/moe.md``.
 """
 
-from dmoe.phy._compat import check_versions as _check_versions
+from dmoe.common import check_versions as _check_versions
 
 _check_versions(("tensorflow", "numpy"))
 
 from dmoe.moe.config import TASKS, MoEConfig  # noqa: E402
 from dmoe.moe.defaults import (  # noqa: E402
     DEFAULT_CONFIGS, default_cache_dir, load_default_moe, load_trained_moe)
-from dmoe.moe.model import EXECUTION_MODES, SELECTIONS, MoEModel  # noqa: E402
+from dmoe.common import EXECUTION_MODES  # noqa: E402
+from dmoe.moe.model import SELECTIONS, MoEModel  # noqa: E402
 from dmoe.moe.network import MoELayer, MoENetwork  # noqa: E402
 from dmoe.moe.payload import (  # noqa: E402
     AIR_PRESETS, AirPreset, PayloadLayout, air_preset, payload_layout)
