@@ -16,7 +16,7 @@ from typing import Literal, Optional
 from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt,
                       field_validator, model_validator)
 
-from dmoe.common import EXECUTION_MODES, PRECISIONS
+from dmoe.common import AIR_PRESETS, EXECUTION_MODES, PRECISIONS
 
 __all__ = [
     "SCHEMES",
@@ -27,6 +27,7 @@ __all__ = [
     "StudyConfig",
     "config_reference",
     "point_key",
+    "canonical_dump",
     "config_columns",
 ]
 
@@ -127,8 +128,41 @@ class MoESection(BaseModel):
         None, ge=1, description="`trace` task: hidden width of the traced model (sets the "
         "payload size).")
     bits_per_value: StrictInt = Field(
-        8, ge=2, le=24, description="Quantisation of each hidden-state value sent over the "
-        "air (payload = width x bits_per_value bits per token and link).")
+        8, ge=2, le=24, description="Bits of each value sent over the air, 2-24 (16: "
+        "bf16-sized values). Payload of each dispatch and return link = 16 + air_width x "
+        "bits_per_value bits (a 16-bit scale header).")
+    air_width: Optional[StrictInt] = Field(
+        None, ge=1, json_schema_extra={"keyed_when_set": True}, description="Values per routed token on each dispatch and return link: "
+        "they set the payload's airtime, energy, HARQ and BLER. Unset: the model's width. At "
+        "least the model's width: the model's own quantised values travel inside the "
+        "payload, interleaved over all of it (docs/moe.md).")
+    air_preset: Optional[Literal[tuple(AIR_PRESETS)]] = Field(  # type: ignore[valid-type]
+        None, json_schema_extra={"keyed_when_set": True}, description="Payload of a "
+        "published LLM MoE: sets `air_width` to its hidden size and `bits_per_value` to 16 "
+        "(bf16), so leave both unset; K, L and the accuracy stay the model's (docs/moe.md). "
+        "Unset or `\"none\"` (to sweep against a preset): `air_width` and `bits_per_value` as "
+        "given.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_air_preset(cls, data):
+        # Resolved here, so a point's key and its row record the payload actually sent.
+        if not isinstance(data, dict):
+            return data
+        if data.get("air_preset") == "none":
+            data = {**data, "air_preset": None}
+        if data.get("air_preset") not in AIR_PRESETS:
+            return data  # no preset, or an unknown name the Literal reports
+        name = data["air_preset"]
+        preset = AIR_PRESETS[name]
+        data = dict(data)
+        for key, value in (("air_width", preset.hidden_size),
+                           ("bits_per_value", preset.bits_per_value)):
+            if data.get(key) is not None and data[key] != value:
+                raise ValueError(f"moe.{key} = {data[key]!r} conflicts with moe.air_preset = "
+                                 f"{name!r}, which sets it to {value}: leave moe.{key} unset")
+            data[key] = value
+        return data
 
 
 class PhySection(BaseModel):
@@ -253,6 +287,32 @@ class StudyConfig(BaseModel):
         return self
 
 
+def canonical_dump(config):
+    """The config as the JSON-ready dict that keys and seeds are made of.
+
+    Settings declared ``keyed_when_set`` are left out while unset, so that adding such a
+    setting leaves every existing point's key, seeds and rows as they were.
+
+    Parameters
+    ----------
+    config : StudyConfig
+
+    Output
+    ------
+    dump : dict
+    """
+    dump = config.model_dump(mode="json")
+    for name, info in StudyConfig.model_fields.items():
+        section = info.annotation
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+            continue
+        for field_name, field_info in section.model_fields.items():
+            keyed_when_set = (field_info.json_schema_extra or {}).get("keyed_when_set")
+            if keyed_when_set and dump[name][field_name] is None:
+                del dump[name][field_name]
+    return dump
+
+
 def point_key(config):
     """Canonical key of a point: its resolved config as sorted compact JSON.
 
@@ -264,7 +324,7 @@ def point_key(config):
     ------
     key : str
     """
-    return json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return json.dumps(canonical_dump(config), sort_keys=True, separators=(",", ":"))
 
 
 def config_columns(config):

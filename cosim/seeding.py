@@ -55,9 +55,14 @@ _NOT_DRAWN = ("tx_power_dbm", "noise_figure_db", "noise_psd_dbm_hz", "csi",
               "csi_pilot_snr_gain_db", "csi_delay_rounds")
 
 
+#: ``[moe]`` settings of the payload on the air, not of the MoE itself.
+_PAYLOAD_KEYS = ("bits_per_value", "air_width", "air_preset")
+
+
 def moe_key(config):
-    """The MoE's identity in seeds: not where it is cached or how payloads are quantised."""
-    return config.moe.model_dump(mode="json", exclude={"cache_dir", "bits_per_value"})
+    """The MoE's identity in seeds: not where it is cached nor what its payloads look like (so
+    points that differ only in the payload see the same tokens and channels)."""
+    return config.moe.model_dump(mode="json", exclude={"cache_dir", *_PAYLOAD_KEYS})
 
 
 def channel_key(config):
@@ -93,6 +98,10 @@ def point_seeds(config):
     moe, channel, tokens = moe_key(config), channel_key(config), config.num_tokens
     decision_key = config.model_dump(mode="json", exclude={"phy", "execution", "schemes"})
     decision_key["moe"].pop("cache_dir")
+    # A scheme's own randomness (e.g. `random`'s picks) does not change with the air payload's
+    # size, so payload sizes are compared on the same picks.
+    for name in ("air_width", "air_preset"):
+        decision_key["moe"].pop(name)
     return PointSeeds(
         channel=derive_seed(config.seed, "channel", channel, moe, tokens),
         link=derive_seed(config.seed, "link", channel, moe, tokens,
