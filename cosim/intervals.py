@@ -14,11 +14,9 @@ It treats the ``total`` answers as independent trials; answers that share a sequ
 quite independent, so for them the interval is somewhat too narrow.
 """
 
-import math
-
 import numpy as np
 
-__all__ = ["wilson_interval", "accuracy_columns", "CONFIDENCE"]
+__all__ = ["wilson_interval", "CONFIDENCE"]
 
 #: Confidence level of the intervals in every row.
 CONFIDENCE = 0.95
@@ -71,40 +69,3 @@ def wilson_interval(successes, trials, confidence=CONFIDENCE):
     low = np.where(successes == 0, 0.0, np.clip(centre - half, 0.0, 1.0))
     high = np.where(successes == trials, 1.0, np.clip(centre + half, 0.0, 1.0))
     return np.where(trials > 0, low, np.nan), np.where(trials > 0, high, np.nan)
-
-
-def accuracy_columns(counts, confidence=CONFIDENCE):
-    """Row columns of accuracies given as counts: each with its ``_ci_low`` / ``_ci_high``.
-
-    Input
-    -----
-    counts : dict of str -> (correct, total)
-        Keys ``"accuracy"`` and optionally ``"accuracy_<group>"``; counts summed over all
-        tokens of a point. A ``total`` of 0 gives NaN columns.
-    confidence : float
-        Confidence level, default 0.95.
-
-    Output
-    ------
-    columns : dict of str -> float
-        For each key ``name``: ``name`` (= correct / total), ``name_ci_low``, ``name_ci_high``.
-
-    Example
-    -------
-    >>> accuracy_columns({"accuracy": (8, 10)})["accuracy_ci_low"]  # doctest: +ELLIPSIS
-    0.490...
-    """
-    columns = {}
-    for name, value in counts.items():
-        if not isinstance(name, str) or not name.startswith("accuracy"):
-            raise ValueError(f"counts keys must be 'accuracy' or 'accuracy_<group>', got {name!r}")
-        try:
-            correct, total = value
-        except (TypeError, ValueError):
-            raise ValueError(f"counts[{name!r}] must be a pair (correct, total), "
-                             f"got {value!r}") from None
-        low, high = wilson_interval(correct, total, confidence)
-        columns[name] = float(correct) / float(total) if total else math.nan
-        columns[f"{name}_ci_low"] = float(low)
-        columns[f"{name}_ci_high"] = float(high)
-    return columns

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom, binomtest
 
-from dmoe.cosim.intervals import accuracy_columns, wilson_interval
+from dmoe.cosim.intervals import wilson_interval
 
 Z95 = 1.959963984540054
 
@@ -63,13 +63,21 @@ def test_interval_is_vectorised_and_brackets_the_share():
     assert np.all(high80 - low80 < high - low)
 
 
-def test_accuracy_columns_for_overall_and_group_counts():
-    columns = accuracy_columns({"accuracy": (8, 10), "accuracy_sort": (0, 0)})
-    assert columns["accuracy"] == 0.8
-    assert np.allclose([columns["accuracy_ci_low"], columns["accuracy_ci_high"]], _roots(8, 10))
-    assert all(math.isnan(columns[f"accuracy_sort{s}"]) for s in ("", "_ci_low", "_ci_high"))
-    assert set(columns) == {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "accuracy_sort",
-                            "accuracy_sort_ci_low", "accuracy_sort_ci_high"}
+def test_rows_carry_an_interval_for_every_accuracy_summed_over_chunks():
+    from dmoe.cosim import Tally
+
+    chunks = []
+    for correct, total, sort in ((5, 6, (1, 2)), (3, 4, (0, 0))):
+        tally = Tally(num_layers=2, max_experts=2, compute_energy_j=0.0, compute_time_s=0.0)
+        tally.add_counts({"accuracy": (correct, total), "accuracy_sort": sort}, total)
+        chunks.append(tally)
+    merged = Tally.merge(chunks)
+    assert merged.counts == {"accuracy": (8, 10), "accuracy_sort": (1, 2)}
+    low, high = merged.interval("accuracy")
+    assert merged.accuracy() == 0.8
+    assert np.allclose([low, high], _roots(8, 10))
+    assert np.allclose(merged.interval("accuracy_sort"), _roots(1, 2))
+    assert all(math.isnan(v) for v in Tally(1, 1, 0.0, 0.0).interval("accuracy"))
 
 
 def test_bad_input_names_the_argument():
@@ -77,10 +85,6 @@ def test_bad_input_names_the_argument():
         wilson_interval(11, 10)
     with pytest.raises(ValueError, match="confidence must be a float in"):
         wilson_interval(1, 10, confidence=95)
-    with pytest.raises(ValueError, match="counts keys must be"):
-        accuracy_columns({"acc": (1, 2)})
-    with pytest.raises(ValueError, match=r"counts\['accuracy'\] must be a pair"):
-        accuracy_columns({"accuracy": 0.5})
 
 
 def test_tradeoff_figures_draw_the_intervals_as_error_bars(tmp_path, monkeypatch):
