@@ -111,7 +111,7 @@ class MoESection(BaseModel):
 
     model_config = _FROZEN
 
-    task: Literal["digits", "modrec", "trace"] = Field(
+    task: Literal["digits", "modrec", "trace", "multidomain"] = Field(
         "digits", description="MoE task of `dmoe.moe` (trained on first use and cached).")
     cache_dir: Optional[str] = Field(
         None, description="Where trained models are cached (default: dmoe.moe's cache).")
@@ -373,6 +373,9 @@ def _type_text(info):
     if optional and len(args) == 1:
         annotation = args[0]
     origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return ("one of " + ", ".join(f"`{_literal(v)}`" for v in typing.get_args(annotation))
+                + (" or unset" if optional else ""))
     if origin is tuple:
         inner = _unwrap(typing.get_args(annotation)[0])
         if typing.get_origin(inner) is Literal:
