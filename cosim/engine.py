@@ -85,6 +85,9 @@ def run_point(config, model=None):
         tallies, seconds, chunks = _run(config, model, settings)
     wall = time.perf_counter() - started
     columns = config_columns(config)
+    if config.moe.air_width is None and isinstance(getattr(model, "width", None), int):
+        # The width actually on the air, so a sweep against a preset has one column type.
+        columns["moe.air_width"] = model.width
     rows = []
     for scheme in config.schemes:
         row = tallies[scheme].row(scheme)
