@@ -122,3 +122,14 @@ def test_corrupt_runs_with_an_llm_payload_and_sees_its_bit_errors(model):
     assert corrupt["drop_rate"] == drop["drop_rate"] > 0.5
     assert corrupt["ber"] > 0.05
     assert corrupt["payload_bits"] == 16 + 1024 * 8
+
+
+def test_a_sweep_against_a_preset_is_stored_and_records_the_air_width(tmp_path):
+    from dmoe.cosim import read_results, run_study
+    from dmoe.cosim.study import load_study as load
+    study = load({"num_tokens": 8, "schemes": ["top_k"], "phy": {"fidelity": "ideal"},
+                  "moe": {"air_preset": ["none", "olmoe-1b-7b"]}})
+    run_study(study, tmp_path / "run", progress=False)
+    table, _ = read_results(tmp_path / "run")
+    assert list(table["moe.air_width"]) == [32, 2048]
+    assert list(table["payload_bits"]) == [16 + 32 * 8, 16 + 2048 * 16]
