@@ -52,7 +52,9 @@ def _panels(table, swept, used):
     panels = []
     for values, sub in combos:
         values = values if isinstance(values, tuple) else (values,)
-        panels.append((", ".join(f"{n.split('.')[-1]}={v}" for n, v in zip(others, values)), sub))
+        # An unset setting is stored as "" (config_columns); the title says "none".
+        panels.append((", ".join(f"{n.split('.')[-1]}={'none' if v == '' else v}"
+                                 for n, v in zip(others, values)), sub))
     return panels, []
 
 
