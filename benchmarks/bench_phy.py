@@ -14,7 +14,7 @@ Writes ``benchmarks/results/phy.json`` and ``benchmarks/results/phy.md``.
    per MCS, on AWGN (abstraction: its exact TB error probability) and TDL-A (both Monte-Carlo
    on the same channel draws).
 
-``make bench`` runs ``bench_phy_channels.py`` (the Channel engineer's channel-sampling
+``make bench`` runs ``bench_phy_channels.py`` (the channel-sampling
 benchmark) on its own; if its ``results/phy_channels.md`` exists, ``phy.md`` embeds it, so the
 phy report is one file.
 

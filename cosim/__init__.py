@@ -10,7 +10,7 @@ Names are imported on first use, so ``import dmoe.cosim`` (and the ``dmoe`` CLI)
 import TensorFlow.
 """
 
-import importlib
+from dmoe.common.lazy import lazy_exports as _lazy_exports
 
 __all__ = [
     # configuration and studies
@@ -22,7 +22,7 @@ __all__ = [
     "Tally", "Decision", "SchemeOptions", "decide", "register_scheme", "registered_schemes",
     # execution, results
     "Executor", "SerialExecutor", "RunSummary", "run_study", "ResultStore", "read_results",
-    "plot_results",
+    "plot_results", "to_xarray", "results_to_xarray", "export_results",
 ]
 
 _HOME = {
@@ -39,20 +39,9 @@ _HOME = {
     "run_study": "runner",
     "ResultStore": "store", "read_results": "store",
     "plot_results": "plots",
+    "to_xarray": "export", "results_to_xarray": "export", "export_results": "export",
+    "MoEProtocol": "dmoe.moe.protocol",
 }
 
+__getattr__, __dir__ = _lazy_exports(__name__, _HOME)
 
-def __getattr__(name):
-    if name == "MoEProtocol":
-        from dmoe.moe.protocol import MoEProtocol
-        globals()[name] = MoEProtocol
-        return MoEProtocol
-    if name in _HOME:
-        value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))

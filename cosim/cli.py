@@ -10,6 +10,8 @@ import importlib
 import os
 import sys
 
+from dmoe.common.quiet import import_tensorflow_quietly
+
 __all__ = ["main", "COMMANDS"]
 
 # command name -> (module under dmoe.cosim, one-line help)
@@ -18,6 +20,7 @@ COMMANDS = {
     "run": ("_cmd_run", "run a co-simulation study (default: the shipped one) and plot it"),
     "plot": ("_cmd_plot", "draw the standard figures of a run directory (PNG and PDF)"),
     "phy-curves": ("_cmd_phy_curves", "BER/BLER/throughput vs SNR per MCS and channel model (CSV + PNG)"),
+    "export": ("_cmd_export", "write a run directory's results as netCDF or CSV (xarray)"),
 }
 
 
@@ -26,6 +29,8 @@ def _build_parser():
         prog="dmoe",
         description="Link-level co-simulation of distributed Mixture-of-Experts inference.",
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own start-up log (CUDA plugins, oneDNN)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
@@ -48,6 +53,8 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
+    if not args.verbose and args.command != "select-demo":
+        import_tensorflow_quietly()
     try:
         return int(_load(args._module).run(args) or 0)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as error:

@@ -9,14 +9,16 @@ The reference table in ``docs/cosim.md`` is generated from these models by
 :func:`config_reference`; edit the ``description`` of a field here, never the doc.
 """
 
+import dataclasses
 import json
 import typing
 from typing import Literal, Optional
 
 from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt,
-                      field_validator, model_validator)
+                      create_model, field_validator, model_validator)
 
 from dmoe.common import AIR_PRESETS, EXECUTION_MODES, PRECISIONS
+from dmoe.phy.config import ChannelConfig
 
 __all__ = [
     "SCHEMES",
@@ -51,59 +53,54 @@ SCHEMES = (
 _FROZEN = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
-class ChannelSection(BaseModel):
-    """``[channel]``: the ``ChannelConfig`` of ``dmoe.phy`` (its ``num_rounds`` is set to L)."""
+# Settings of [channel] that are left out of point keys and seeds while unset: studies that do
+# not use them keep the keys, seeds and rows they had before the settings existed.
+_KEYED_WHEN_SET = ("los", "indoor_probability")
 
+
+def _strict(annotation):
+    """The pydantic type of a ``ChannelConfig`` annotation: no silent int/float/bool casts."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Union:
+        inner = [arg for arg in args if arg is not type(None)]
+        return Optional[_strict(inner[0])]
+    if origin is tuple:
+        return tuple[_strict(args[0]), ...]
+    return {int: StrictInt, float: StrictFloat, bool: StrictBool}.get(annotation, annotation)
+
+
+def _channel_fields():
+    """One pydantic field per ``ChannelConfig`` field (``num_rounds`` is L, set by the engine):
+    its type, its default, its description, and its allowed values where it has a list."""
+    fields = {}
+    for item in dataclasses.fields(ChannelConfig):
+        if item.name == "num_rounds":
+            continue
+        choices = item.metadata.get("choices")
+        annotation = Literal[choices] if choices else _strict(item.type)  # type: ignore
+        extra = {"keyed_when_set": True} if item.name in _KEYED_WHEN_SET else None
+        fields[item.name] = (annotation, Field(item.default, description=item.metadata["doc"],
+                                               json_schema_extra=extra))
+    return fields
+
+
+class _ChannelBase(BaseModel):
     model_config = _FROZEN
 
-    model: Literal["rayleigh", "tdl", "cdl", "umi", "uma", "rma"] = Field(
-        "rayleigh", description="Channel model: i.i.d. Rayleigh, TDL, CDL (link level) or "
-        "UMi / UMa / RMa (TR 38.901 system level).")
-    profile: Literal["A", "B", "C", "D", "E"] = Field(
-        "A", description="TDL / CDL power-delay profile (ignored by the other models).")
-    num_subcarriers: StrictInt = Field(64, ge=1, description="Number of subcarriers N.")
-    subcarrier_spacing_hz: Literal[15e3, 30e3, 60e3, 120e3] = Field(
-        30e3, description="Subcarrier spacing in Hz (5G NR numerology 0-3).")
-    carrier_frequency_hz: StrictFloat = Field(3.5e9, gt=0, description="Carrier frequency in Hz.")
-    round_interval_s: StrictFloat = Field(
-        1e-3, gt=0, description="Time between two protocol rounds (MoE layers) in s; with "
-        "`speed_mps` it sets how much the channel changes from layer to layer.")
-    delay_spread_s: StrictFloat = Field(100e-9, gt=0, description="RMS delay spread in s (TDL/CDL).")
-    speed_mps: StrictFloat = Field(0.0, ge=0, description="Node speed in m/s (Doppler).")
-    tx_power_dbm: StrictFloat = Field(
-        23.0, ge=0, description="Total transmit power of one transmitter in dBm, spread "
-        "uniformly over all subcarriers.")
-    noise_figure_db: StrictFloat = Field(7.0, ge=0, description="Receiver noise figure in dB.")
-    noise_psd_dbm_hz: StrictFloat = Field(-174.0, description="Thermal noise PSD in dBm/Hz.")
-    min_distance_m: StrictFloat = Field(10.0, gt=0, description="Smallest node distance of the "
-                                  "random drop in m.")
-    max_distance_m: StrictFloat = Field(100.0, gt=0, description="Largest node distance of the "
-                                  "random drop in m.")
-    distances_m: Optional[tuple[StrictFloat, ...]] = Field(
-        None, description="One distance per expert node in m (overrides the random drop); "
-        "length K.")
-    pathloss: StrictBool = Field(True, description="Apply TR 38.901 path loss (and shadowing for "
-                           "UMi/UMa/RMa).")
-    csi: Literal["perfect", "ls", "outdated"] = Field(
-        "perfect", description="What the scheduler sees: perfect CSI, an LS pilot estimate, "
-        "or CSI `csi_delay_rounds` rounds old.")
-    csi_pilot_snr_gain_db: StrictFloat = Field(0.0, description="LS estimate: pilot SNR relative "
-                                         "to the data SNR in dB.")
-    csi_delay_rounds: StrictInt = Field(1, ge=0, description="Outdated CSI: age in rounds.")
-
-    @field_validator("distances_m")
-    @classmethod
-    def _positive_distances(cls, value):
-        if value is not None and (len(value) == 0 or min(value) <= 0):
-            raise ValueError("must be a non-empty list of positive distances in m")
-        return value
-
     @model_validator(mode="after")
-    def _distance_range(self):
-        if self.max_distance_m < self.min_distance_m:
-            raise ValueError(f"max_distance_m ({self.max_distance_m}) must be >= "
-                             f"min_distance_m ({self.min_distance_m})")
+    def _valid_channel(self):
+        # One validator: ChannelConfig's own, on the values as the study gives them.
+        try:
+            ChannelConfig(**self.model_dump())
+        except ValueError as error:
+            raise ValueError(str(error).replace("ChannelConfig.", "channel.")) from None
         return self
+
+
+ChannelSection = create_model("ChannelSection", __base__=_ChannelBase,
+                              __doc__="``[channel]``: the ``ChannelConfig`` of ``dmoe.phy`` (its "
+                                      "``num_rounds`` is set to L).",
+                              **_channel_fields())
 
 
 class MoESection(BaseModel):
@@ -175,7 +172,7 @@ class PhySection(BaseModel):
         "bit-true 5G chain (`link`), or `ideal` (every link delivers, airtime and energy as "
         "planned: the PHY-free reference).")
     planning_rate: Literal["shannon", "mcs"] = Field(
-        "mcs", description="Rate model every scheme plans with (MODEL.md).")
+        "mcs", description="Rate model every scheme plans with (docs/phy.md, \"Rate models\").")
     on_failure: Literal["drop", "corrupt"] = Field(
         "drop", description="A link that fails after HARQ: `drop` removes the expert "
         "(weights renormalised over what arrived); `corrupt` delivers the payload with its "
@@ -255,7 +252,7 @@ class StudyConfig(BaseModel):
 
     @model_validator(mode="after")
     def _enough_subcarriers(self):
-        # Every selected expert's link needs its own subcarrier in each phase (MODEL.md, P2).
+        # Every selected expert's link needs its own subcarrier in each phase (docs/jesa.md, P2).
         most = max(self.max_experts, self.top_k or 0, 2 if "top_2" in self.schemes else 1)
         if self.channel.num_subcarriers < most:
             raise ValueError(

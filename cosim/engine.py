@@ -26,7 +26,7 @@ from .config import StudyConfig, config_columns, point_key
 from .execution import configure_device, execution_settings, model_execution, run_chunked
 from .metrics import Clock, Tally
 from .models import air_payload, channel_config, check_model, check_point, load_model
-from .rounds import one_round, play_round
+from .rounds import one_round, per_token, play_round
 from .schemes import decide, get_scheme
 from .seeding import chunk_seeds, derive_seed, draw_examples, point_seeds
 
@@ -137,7 +137,7 @@ def _run(config, model, settings):
 
 def _simulate_chunk(config, model, settings, channel_cfg, sim, x, y, seeds):
     """One chunk of tokens through every scheme: ``({scheme: Tally}, shared seconds)``."""
-    from dmoe.phy import sample_links
+    from dmoe.phy import sample_links  # Sionna: only when a point runs
 
     clock = Clock()
     num_layers = model.num_layers
@@ -145,6 +145,7 @@ def _simulate_chunk(config, model, settings, channel_cfg, sim, x, y, seeds):
         links = sample_links(channel_cfg, batch_size=len(y), num_links=model.num_experts,
                              seed=seeds.channel, execution=settings.mode,
                              precision=settings.precision)
+        links = per_token(links, model.tokens_per_example)
     phy = config.phy
     rate_kwargs = dict(model=phy.planning_rate, view="csi")
     if phy.planning_rate == "mcs":
@@ -204,5 +205,5 @@ def _run_scheme(scheme, config, model, state, y, rounds, rates, channel_cfg, sim
         tally.add_round(outcome, problem.gamma)
     with clock("moe"):
         counts = model.evaluate(state, y)
-    tally.add_counts(counts, len(y))
+    tally.add_counts(counts, len(y) * model.tokens_per_example)
     tally.add_seconds(clock.seconds)

@@ -21,6 +21,7 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Optional
 
 import numpy as np
@@ -404,14 +405,13 @@ def run_metadata(config=None):
     ------
     metadata : dict, JSON-serialisable
     """
-    from importlib import metadata as md
     import tensorflow as tf
     versions = {}
     for dist in ("dmoe", "tensorflow", "keras", "sionna-no-rt", "numpy", "scipy", "pydantic",
                  "pyarrow", "pandas"):
         try:
-            versions[dist] = md.version(dist)
-        except md.PackageNotFoundError:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
             versions[dist] = None
     gpus = tf.config.list_logical_devices("GPU")
     out = {"versions": versions, "device": gpus[0].name if gpus else "/device:CPU:0"}

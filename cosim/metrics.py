@@ -206,6 +206,7 @@ class Tally:
     seconds : dict of str -> float
         Wall time in ``phy``, ``moe``, ``scheduler``.
     num_tokens : int
+        Routed tokens tallied (examples x tokens per example): what "per token" divides by.
     """
 
     def __init__(self, num_layers, max_experts, compute_energy_j, compute_time_s):
@@ -275,7 +276,8 @@ class Tally:
         sums["jaccard"] += ((selected & topd).sum(axis=-1) / np.maximum(union, 1)).sum()
 
     def add_counts(self, counts, num_tokens):
-        """The task scores of the batch's final states (``model.evaluate``) and its size."""
+        """The task scores of the batch's final states (``model.evaluate``) and its routed
+        tokens."""
         for name, (correct, total) in counts.items():
             before = self.counts.get(name, (0, 0))
             self.counts[name] = (before[0] + correct, before[1] + total)

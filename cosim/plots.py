@@ -27,6 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import SCHEMES
+from .store import read_results
+
 __all__ = ["plot_results", "FIGURES", "MAX_PANELS"]
 
 FIGURES = ("tradeoff", "energy_vs_subcarriers", "energy_saving_vs_rho", "accuracy_vs_snr",
@@ -94,7 +97,6 @@ def _style(scheme, schemes):
     """
     from matplotlib import colormaps
 
-    from .config import SCHEMES
     known = list(SCHEMES)
     index = known.index(scheme) if scheme in known else len(known) + schemes.index(scheme)
     marker, line = _STYLES[index % len(_STYLES)]
@@ -267,7 +269,6 @@ def plot_results(directory, formats=("png", "pdf"), out=None, log=print):
     >>> plot_results("results/default")   # doctest: +SKIP
     {'tradeoff': [...tradeoff.png, ...tradeoff.pdf], ...}
     """
-    from .store import read_results
 
     table, _ = read_results(directory)
     if table.empty:

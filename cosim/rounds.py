@@ -29,7 +29,7 @@ from dmoe.scheduler import link_energy_airtime
 
 from .study import derive_seed
 
-__all__ = ["Phase", "RoundOutcome", "play_round", "one_round"]
+__all__ = ["Phase", "RoundOutcome", "play_round", "one_round", "per_token"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,22 @@ def one_round(links, layer):
             value = dataclasses.replace(value, num_rounds=1)
         elif isinstance(value, np.ndarray) and value.ndim == 4:
             value = value[:, layer:layer + 1]
+        values[item.name] = value
+    return type(links)(**values)
+
+
+def per_token(links, tokens_per_example):
+    """Links of every routed token: each example's links repeated for its tokens (axis 0).
+
+    The tokens of one example travel together in a round, over the same channel.
+    """
+    if tokens_per_example == 1:
+        return links
+    values = {}
+    for item in dataclasses.fields(links):
+        value = getattr(links, item.name)
+        if isinstance(value, np.ndarray):
+            value = np.repeat(value, tokens_per_example, axis=0)
         values[item.name] = value
     return type(links)(**values)
 

@@ -2,14 +2,17 @@
 
 The sweep is a list of independent points; :func:`dmoe.cosim.run_point` runs one from its
 config alone. An *executor* maps it over the points not yet done and yields each point's rows as
-soon as they exist, so the store writes them one by one. Only :class:`SerialExecutor` exists
-today; a process pool or a Ray executor (issue 7) implements the same one method and gives
-identical results, because every random stream of a point derives from its config.
+soon as they exist, so the store writes them one by one. :class:`SerialExecutor` runs them in
+this process; the process-pool and Ray executors of :mod:`dmoe.cosim.executors` implement the
+same one method and give identical results, because every random stream of a point derives
+from its config.
 """
 
 import functools
 import time
 from dataclasses import dataclass
+
+from tqdm import tqdm
 
 from .engine import run_point
 from .execution import enable_memory_growth, run_metadata
@@ -130,7 +133,6 @@ def run_study(study, directory, executor=None, progress=True, model=None):
     todo = [point for point in study.points if not store.is_done(point)]
     bar = None
     if progress:
-        from tqdm import tqdm
         bar = tqdm(total=len(study.points), initial=len(study.points) - len(todo),
                    unit="point", desc="dmoe run", dynamic_ncols=True)
     try:

@@ -22,6 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dmoe.phy.config import ChannelConfig, draw_fields
+
+from .config import canonical_dump
+
 __all__ = ["derive_seed", "PointSeeds", "point_seeds", "chunk_seeds", "draw_examples",
            "channel_key", "moe_key"]
 
@@ -49,11 +53,6 @@ def derive_seed(*parts):
     return int.from_bytes(digest[:8], "big") % (2**31 - 1)
 
 
-# Settings of [channel] that do not shape the channel draw: they enter through the SNRs (power,
-# noise) or through a CSI estimate drawn after the channel.
-_NOT_DRAWN = ("tx_power_dbm", "noise_figure_db", "noise_psd_dbm_hz", "csi",
-              "csi_pilot_snr_gain_db", "csi_delay_rounds")
-
 
 #: ``[moe]`` settings of the payload on the air, not of the MoE itself.
 _PAYLOAD_KEYS = ("bits_per_value", "air_width", "air_preset")
@@ -66,12 +65,14 @@ def moe_key(config):
 
 
 def channel_key(config):
-    """The ``[channel]`` settings that shape the channel draw, as a JSON-ready dict."""
-    key = config.channel.model_dump(mode="json", exclude=set(_NOT_DRAWN))
-    if config.channel.csi == "outdated":
-        # Outdated CSI draws extra earlier rounds, so its age shapes the draw.
-        key["csi_delay_rounds"] = config.channel.csi_delay_rounds
-    return key
+    """The ``[channel]`` settings that shape the channel draw, as a JSON-ready dict.
+
+    Which settings shape it is declared on the fields of ``dmoe.phy.ChannelConfig``
+    (:func:`dmoe.phy.config.draw_fields`).
+    """
+    channel = canonical_dump(config)["channel"]
+    drawn = draw_fields(ChannelConfig(**config.channel.model_dump()))
+    return {name: value for name, value in channel.items() if name in drawn}
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,14 @@ class PointSeeds:
 def point_seeds(config):
     """The :class:`PointSeeds` of a point (:class:`~dmoe.cosim.StudyConfig`)."""
     moe, channel, tokens = moe_key(config), channel_key(config), config.num_tokens
-    decision_key = config.model_dump(mode="json", exclude={"phy", "execution", "schemes"})
+    decision_key = canonical_dump(config)
+    for name in ("phy", "execution", "schemes"):
+        decision_key.pop(name)
     decision_key["moe"].pop("cache_dir")
     # A scheme's own randomness (e.g. `random`'s picks) does not change with the air payload's
     # size, so payload sizes are compared on the same picks.
     for name in ("air_width", "air_preset"):
-        decision_key["moe"].pop(name)
+        decision_key["moe"].pop(name, None)
     return PointSeeds(
         channel=derive_seed(config.seed, "channel", channel, moe, tokens),
         link=derive_seed(config.seed, "link", channel, moe, tokens,

@@ -155,13 +155,17 @@ class ResultStore:
         return self.results_path
 
 
-def read_results(directory):
+def read_results(directory, as_="pandas"):
     """Read a run directory's results table and metadata.
 
     Parameters
     ----------
     directory : str or path
         A run directory written by ``dmoe run``.
+    as_ : str
+        ``"pandas"`` (default): the table and the metadata; ``"xarray"``: one
+        ``xarray.Dataset`` on the study's grid (:func:`dmoe.cosim.export.results_to_xarray`;
+        needs ``pip install 'dmoe[xarray]'``).
 
     Output
     ------
@@ -170,7 +174,12 @@ def read_results(directory):
         points so far).
     metadata : dict
         Run metadata (config, seed, versions, execution mode, device).
+    dataset : xarray.Dataset
+        With ``as_="xarray"``, instead of both: the metrics on the grid of swept keys and
+        schemes, the metadata in ``attrs``.
     """
+    if as_ not in ("pandas", "xarray"):
+        raise ValueError(f"as_ must be 'pandas' or 'xarray', got {as_!r}")
     store = ResultStore(directory)
     if not store.manifest_path.is_file():
         raise FileNotFoundError(f"{str(directory)!r} is not a dmoe run directory "
@@ -180,8 +189,13 @@ def read_results(directory):
         table = pq.read_table(store.results_path)
         raw = (table.schema.metadata or {}).get(_METADATA_KEY)
         metadata = json.loads(raw) if raw else manifest.get("metadata", {})
-        return table.to_pandas(), metadata
-    return store.load_table(), manifest.get("metadata", {})
+        table = table.to_pandas()
+    else:
+        table, metadata = store.load_table(), manifest.get("metadata", {})
+    if as_ == "xarray":
+        from .export import results_to_xarray
+        return results_to_xarray(table, metadata, manifest)
+    return table, metadata
 
 
 def _atomic_write_text(path, text):

@@ -3,28 +3,33 @@
 This is the only package that defines Keras models. It provides a layer-by-layer MoE that
 supplies gate relevance scores and the task accuracy under any expert choice: ``digits``
 (scikit-learn handwritten digits), ``modrec`` (modulation recognition) and ``trace`` (replayed gate
-scores). See ``docs/moe.md``.
+scores), and the interface the co-simulation drives, :class:`MoEProtocol`. See ``docs/moe.md``.
+Names are imported on first use (the supported TensorFlow / NumPy versions are checked then);
+nothing here imports Sionna.
 """
 
+import functools as _functools
+
 from dmoe.common import check_versions as _check_versions
+from dmoe.common.lazy import lazy_exports as _lazy_exports
 
-_check_versions(("tensorflow", "numpy"))
+_HOME = {
+    "MoEProtocol": "protocol",
+    "MoEConfig": "config", "TASKS": "config",
+    "build_moe": "train", "train_moe": "train",
+    "load_default_moe": "defaults", "load_trained_moe": "defaults",
+    "DEFAULT_CONFIGS": "defaults", "default_cache_dir": "defaults",
+    "MoEModel": "model", "SELECTIONS": "model",
+    "MoENetwork": "network", "MoELayer": "network",
+    "TraceMoE": "trace", "TraceState": "trace", "load_trace": "trace", "record_trace": "trace",
+    "EXECUTION_MODES": "dmoe.common",
+    "payload_bits": "quantize", "to_bits": "quantize", "from_bits": "quantize",
+    "quantization_step": "quantize",
+    "AIR_PRESETS": "payload", "AirPreset": "payload", "air_preset": "payload",
+    "PayloadLayout": "payload", "payload_layout": "payload",
+}
 
-from dmoe.moe.config import TASKS, MoEConfig  # noqa: E402
-from dmoe.moe.defaults import (  # noqa: E402
-    DEFAULT_CONFIGS, default_cache_dir, load_default_moe, load_trained_moe)
-from dmoe.common import EXECUTION_MODES  # noqa: E402
-from dmoe.moe.model import SELECTIONS, MoEModel  # noqa: E402
-from dmoe.moe.network import MoELayer, MoENetwork  # noqa: E402
-from dmoe.moe.payload import (  # noqa: E402
-    AIR_PRESETS, AirPreset, PayloadLayout, air_preset, payload_layout)
-from dmoe.moe.quantize import from_bits, payload_bits, quantization_step, to_bits  # noqa: E402
-from dmoe.moe.trace import TraceMoE, load_trace, record_trace  # noqa: E402
-from dmoe.moe.train import build_moe, train_moe  # noqa: E402
+__all__ = list(_HOME)
 
-__all__ = [
-    "MoEConfig", "TASKS", "build_moe", "train_moe", "load_default_moe", "load_trained_moe",
-    "DEFAULT_CONFIGS", "default_cache_dir", "MoEModel", "MoENetwork", "MoELayer", "TraceMoE", "load_trace",
-    "record_trace", "SELECTIONS", "EXECUTION_MODES", "payload_bits", "to_bits", "from_bits", "quantization_step",
-    "AIR_PRESETS", "AirPreset", "air_preset", "PayloadLayout", "payload_layout",
-]
+__getattr__, __dir__ = _lazy_exports(
+    __name__, _HOME, before=_functools.partial(_check_versions, ("tensorflow", "numpy")))

@@ -247,7 +247,7 @@ class MoEModel:
         return self._functions().expert_outputs[layer](self._hidden(hidden)).numpy()
 
     def combine(self, layer, hidden, expert_outputs, selected, weights=None):
-        r"""Next hidden state from the experts' returns: ``h + sum_k w_k f_k`` (MODEL.md step 7).
+        r"""Next hidden state from the experts' returns: ``h + sum_k w_k f_k`` (docs/moe.md, "Combination").
 
         With ``weights=None``, ``w_k = g_k / sum_{j in S} g_j`` for k in S (g = relevance of
         ``hidden``) and 0 elsewhere. Given ``weights`` are used as they are on S (no

@@ -29,7 +29,7 @@ def topk_mask(relevance, k):
 
 
 def renormalised_weights(relevance, selected):
-    r"""Weights ``w_k = g_k / sum_{j in S} g_j`` on the selected set, 0 elsewhere (MODEL.md step 7).
+    r"""Weights ``w_k = g_k / sum_{j in S} g_j`` on the selected set, 0 elsewhere (docs/moe.md, "Combination").
 
     A row with no selected expert gets all-zero weights (the residual passes through).
 

@@ -1,23 +1,26 @@
 """Build and train the dmoe MoE (sparse top-k routing + load-balancing loss)."""
 
 import contextlib
+import hashlib
 import time
 
-import numpy as np
-import tensorflow as tf
 import keras
+import numpy as np
+import sklearn
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
 
 from dmoe.moe._data import load_task_data
 from dmoe.moe.config import MoEConfig
+from dmoe.moe.model import MoEModel
 from dmoe.moe.network import MoENetwork
+from dmoe.moe.trace import TraceMoE
 
 __all__ = ["build_moe", "train_moe", "library_versions"]
 
 
 def library_versions():
     """Versions that change trained weights: ``{"tensorflow", "keras", "numpy", "sklearn"}``."""
-    import sklearn
-
     return {"tensorflow": tf.__version__, "keras": keras.__version__,
             "numpy": np.__version__, "sklearn": sklearn.__version__}
 
@@ -45,9 +48,6 @@ def build_moe(config=MoEConfig()):
     >>> model = build_moe(MoEConfig(task="digits", seed=3))
     >>> model.accuracy(*model.test_data(), selection="top_k", k=2)  # near chance: untrained
     """
-    from dmoe.moe.model import MoEModel
-    from dmoe.moe.trace import TraceMoE
-
     _check_config(config)
     if config.task == "trace":
         return TraceMoE.from_config(config)
@@ -63,16 +63,12 @@ def build_moe(config=MoEConfig()):
 
 
 def _digest(array):
-    import hashlib
-
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
 @contextlib.contextmanager
 def _op_determinism():
     """Turn on TensorFlow op determinism for the block, and restore the previous setting."""
-    from tensorflow.python.framework import config as tf_config
-
     # The query and the switch-off are not public API; without them determinism stays on.
     is_enabled = getattr(tf_config, "is_op_determinism_enabled", lambda: False)
     disable = getattr(tf_config, "disable_op_determinism", None)

@@ -1,25 +1,24 @@
 """PHY layer of dmoe: 3GPP TR 38.901 OFDM channels and link-level metrics on Sionna.
 
-This is the only package that imports ``sionna``. It will provide per-subcarrier channels
-(Rayleigh, TDL, CDL, UMi, UMa, RMa), SNRs and planning rates, and link realisation through
-PHY abstraction or a bit-true 5G chain.
+This is the only package that imports ``sionna``: per-subcarrier channels (Rayleigh, TDL, CDL,
+UMi, UMa, RMa, and any model registered with :func:`register_channel_model`), SNRs and
+planning rates, and link realisation through PHY abstraction or a bit-true 5G chain. Names are
+imported on first use (the supported TensorFlow / NumPy / Sionna versions are checked then),
+so ``import dmoe.phy.config`` does not start TensorFlow.
 """
 
 from dmoe.common import check_versions as _check_versions
+from dmoe.common.lazy import lazy_exports as _lazy_exports
 
-_check_versions()
+_HOME = {
+    "ChannelConfig": "config", "draw_fields": "config", "CHANNEL_MODELS": "channel_models",
+    "register_channel_model": "channel_models", "channel_models": "channel_models",
+    "Links": "links", "sample_links": "links", "pathloss_db": "pathloss",
+    "shannon_rate": "rates", "mcs_rate": "rates",
+    "MCSTable": "_mcs", "mcs_table": "_mcs", "bler_awgn": "_mcs", "select_mcs": "_mcs",
+    "LinkSimulator": "link_simulator", "TransmissionResult": "link_simulator",
+}
 
-from .config import ChannelConfig
-from .links import Links, sample_links
-from .pathloss import pathloss_db
-from .rates import mcs_rate, shannon_rate
-from ._mcs import MCSTable, bler_awgn, mcs_table, select_mcs
-from .link_simulator import LinkSimulator, TransmissionResult
+__all__ = list(_HOME)
 
-__all__ = [
-    # channels (Channel engineer)
-    "ChannelConfig", "Links", "sample_links", "pathloss_db", "shannon_rate", "mcs_rate",
-    "MCSTable", "mcs_table", "bler_awgn", "select_mcs",
-    # link realisation (Link engineer)
-    "LinkSimulator", "TransmissionResult",
-]
+__getattr__, __dir__ = _lazy_exports(__name__, _HOME, before=_check_versions)

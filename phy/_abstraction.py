@@ -20,6 +20,9 @@ abstraction and the bit-true chain size, time and cost a transport block identic
 import functools
 
 import numpy as np
+from scipy.special import erfc
+from sionna.phy.nr.utils import calculate_tb_size
+from sionna.sys import EESM
 
 from . import _mcs
 
@@ -44,14 +47,13 @@ def ofdm_symbol_duration_s(subcarrier_spacing_hz):
 @functools.lru_cache(maxsize=None)
 def eesm():
     """The shared Sionna ``EESM`` block (beta per MCS from Sionna's calibrated table)."""
-    from sionna.sys import EESM
     return EESM()
 
 
 def mcs_table_arrays(mcs_table):
     """Modulation order, target code rate and BLER-table availability of every MCS index.
 
-    Thin view of :func:`dmoe.phy._mcs.mcs_table` (the Channel engineer's MCS table).
+    Thin view of :func:`dmoe.phy._mcs.mcs_table`.
 
     Output
     ------
@@ -72,7 +74,6 @@ _SEGMENT_CACHE = {}
 
 def _segment_uncached(payload_bits, bits_per_symbol, code_rate):
     """Vectorised sizing of the TB and grid carrying each payload (see :func:`segment`)."""
-    from sionna.phy.nr.utils import calculate_tb_size
     payload_bits = payload_bits.astype(np.int64)
     # 1. TB size: the TS 38.214 TB size of the smallest grid whose TB holds the payload.
     num_re = np.ceil(payload_bits / (bits_per_symbol * code_rate)).astype(np.int64)
@@ -327,19 +328,11 @@ def tb_error_rate(sinr_eff, mcs, cb_size, num_cb, mcs_table):
     ------
     tbler : [M], float64, in [0, 1] (1 for an MCS without a table)
     """
-    bler_table, snr_grid, cbs_grid = _mcs._pdsch_bler_tables()  # pylint: disable=protected-access
-    mcs = np.asarray(mcs, dtype=np.int64)
-    cb_size = np.asarray(cb_size, dtype=np.float64)
-    cbs = np.clip(np.rint((cb_size - cbs_grid[0]) / (cbs_grid[1] - cbs_grid[0])), 0,
-                  len(cbs_grid) - 1).astype(np.int64)
+    cbs_grid = _mcs._pdsch_bler_tables()[2]  # pylint: disable=protected-access
+    cbs = _mcs.code_block_index(cb_size, cbs_grid)
     snr_db = 10.0 * np.log10(np.maximum(np.asarray(sinr_eff, dtype=np.float64), 1e-30))
-    position = np.clip((snr_db - snr_grid[0]) / (snr_grid[1] - snr_grid[0]), 0.0,
-                       len(snr_grid) - 1.0)
-    lower = np.minimum(np.floor(position).astype(np.int64), len(snr_grid) - 2)
-    frac = position - lower
-    curves = bler_table[mcs_table - 1]
-    bler = (curves[mcs, cbs, lower] * (1.0 - frac) + curves[mcs, cbs, lower + 1] * frac)
-    bler = np.clip(np.nan_to_num(bler, nan=1.0), 0.0, 1.0)
+    bler = _mcs.interpolate_bler(snr_db, np.asarray(mcs, dtype=np.int64), cbs, mcs_table)
+    bler = np.clip(bler, 0.0, 1.0)
     return 1.0 - (1.0 - bler) ** np.asarray(num_cb, dtype=np.float64)
 
 
@@ -358,7 +351,6 @@ def uncoded_ber(sinr, bits_per_symbol):
     ------
     ber : [...], float64, in [0, 0.5]
     """
-    from scipy.special import erfc
     m = np.asarray(bits_per_symbol, dtype=np.float64)
     points = 2.0 ** m
     arg = np.sqrt(3.0 * np.maximum(sinr, 0.0) / (points - 1.0))

@@ -17,13 +17,14 @@ from sionna.phy.channel import cir_to_ofdm_channel, subcarrier_frequencies
 from sionna.phy.channel.tr38901 import CDL, RMa, TDL, UMa, UMi, Antenna
 from sionna.phy.channel.utils import random_ut_properties, set_3gpp_scenario_parameters
 
-from dmoe.common import compile_function, numpy_dtypes
+from dmoe.common import compile_function, numpy_dtypes, tf_dtypes
+
+from .channel_models import registered_channel_model
 
 from .pathloss import pathloss_db, SCENARIO_HEIGHTS_M
 
 __all__ = ["sample_channel"]
 
-_TF_REAL = {"single": tf.float32, "double": tf.float64}
 
 
 def _linklevel_amplitude(cfg, distances, los, precision="single"):
@@ -184,7 +185,7 @@ def _system_level(cfg, distances, num_times, seed, rng, execution, precision):
     real = numpy_dtypes(precision)[0]
     azimuth = rng.uniform(0.0, 2.0 * np.pi, size=(batch, links)).astype(real)
     run = _executor(_system_level_response, channel, execution, precision)
-    h_f = run(channel, tf.constant(distances, _TF_REAL[precision]), tf.constant(azimuth), h_bs,
+    h_f = run(channel, tf.constant(distances, tf_dtypes(precision)[0]), tf.constant(azimuth), h_bs,
               h_ut, float(indoor_probability), float(cfg.speed_mps), cfg.los, num_times,
               1.0 / cfg.round_interval_s, _frequencies(cfg, precision))
     return _system_level_to_links(h_f).numpy()
@@ -195,7 +196,7 @@ def _system_level_to_links(h_f):
     return tf.transpose(h_f[:, :, 0, 0, 0], [0, 2, 1, 3])
 
 
-_SAMPLERS = {"rayleigh": _rayleigh, "tdl": _tdl_cdl, "cdl": _tdl_cdl,
+_BUILT_IN = {"rayleigh": _rayleigh, "tdl": _tdl_cdl, "cdl": _tdl_cdl,
              "umi": _system_level, "uma": _system_level, "rma": _system_level}
 
 
@@ -223,4 +224,5 @@ def sample_channel(cfg, distances, num_times, seed, rng, execution="eager", prec
     ------
     h : [batch, num_times, links, num_subcarriers], complex64 (single) or complex128 (double)
     """
-    return _SAMPLERS[cfg.model](cfg, distances, num_times, seed, rng, execution, precision)
+    sample = _BUILT_IN.get(cfg.model) or registered_channel_model(cfg.model)
+    return sample(cfg, distances, num_times, seed, rng, execution, precision)

@@ -185,11 +185,52 @@ def mcs_table(table=1):
                     spectral_efficiency=se, has_bler_table=has_table)
 
 
+def code_block_index(code_block_size, cbs_grid):
+    """Index of the tabulated code-block size nearest to ``code_block_size`` (any shape).
+
+    Halfway between two sizes the smaller one is taken: its BLER is the higher of the two,
+    the conservative side. Sizes outside the grid take its first or last entry.
+    """
+    position = ((np.asarray(code_block_size, dtype=np.float64) - cbs_grid[0])
+                / (cbs_grid[1] - cbs_grid[0]))
+    return np.clip(np.ceil(position - 0.5), 0, len(cbs_grid) - 1).astype(np.int64)
+
+
+def interpolate_bler(snr_db, mcs_index, cbs_index, table):
+    r"""Code-block BLER of the PDSCH tables: linear in SNR (dB) on the table's grid.
+
+    The one interpolation of the tables (:func:`bler_awgn`, and per TB in the PHY
+    abstraction). Clamped outside the grid (-5 dB .. :data:`SNR_GRID_END_DB`; NaN SNRs count as
+    the lowest), 1.0 for an MCS without a table.
+
+    Input
+    -----
+    snr_db : array, float
+    mcs_index, cbs_index : array, int, broadcastable against ``snr_db``
+        MCS index and code-block-size index (:func:`code_block_index`).
+    table : int
+        1 or 2.
+
+    Output
+    ------
+    bler : array, float64, broadcast shape
+    """
+    bler, snr_grid, _ = _pdsch_bler_tables()
+    curves = bler[table - 1]                                      # [mcs, cbs, snr] float32
+    position = (np.asarray(snr_db, dtype=np.float64) - snr_grid[0]) / (snr_grid[1] - snr_grid[0])
+    position = np.clip(np.nan_to_num(position, nan=0.0, neginf=0.0), 0.0, len(snr_grid) - 1.0)
+    lower = np.minimum(np.floor(position).astype(np.int64), len(snr_grid) - 2)
+    frac = position - lower
+    value = (curves[mcs_index, cbs_index, lower].astype(np.float64) * (1.0 - frac)
+             + curves[mcs_index, cbs_index, lower + 1].astype(np.float64) * frac)
+    return np.nan_to_num(value, nan=1.0)
+
+
 def bler_awgn(snr_db, mcs_index, table=1, code_block_size=DEFAULT_CODE_BLOCK_SIZE):
     r"""Block error rate of one code block on AWGN, from Sionna's PHYAbstraction tables.
 
     Linear interpolation in SNR (dB) on Sionna's 0.1 dB grid, nearest tabulated code block
-    size. The grid runs from -5 dB to :data:`SNR_GRID_END_DB` (clamped outside); above the
+    size (:func:`interpolate_bler`). The grid runs from -5 dB to :data:`SNR_GRID_END_DB` (clamped outside); above the
     last SNR Sionna simulated (20 dB for table 1, 25 dB for table 2) the BLER follows the
     decaying tail of :func:`_extrapolate_tail` and is 0 at the grid's end, and every curve is
     non-increasing in SNR (``docs/phy.md``, "BLER tables beyond Sionna's SNR range").
@@ -216,20 +257,14 @@ def bler_awgn(snr_db, mcs_index, table=1, code_block_size=DEFAULT_CODE_BLOCK_SIZ
     (True, True)
     """
     _check_table(table)
-    bler, snr_grid, cbs_grid = _pdsch_bler_tables()
     mcs_index = np.asarray(mcs_index)
     if not np.issubdtype(mcs_index.dtype, np.integer) or np.any(
             (mcs_index < 0) | (mcs_index >= _NUM_MCS)):
         raise ValueError(f"mcs_index must be integers in [0, {_NUM_MCS - 1}]")
     if not code_block_size > 0:
         raise ValueError(f"code_block_size must be > 0 bits, got {code_block_size!r}")
-    cbs = int(np.argmin(np.abs(cbs_grid - code_block_size)))
-    curves = np.nan_to_num(bler[table - 1, :, cbs, :], nan=1.0).astype(np.float64)
-    position = (np.asarray(snr_db, dtype=np.float64) - snr_grid[0]) / (snr_grid[1] - snr_grid[0])
-    position = np.clip(np.nan_to_num(position, nan=0.0, neginf=0.0), 0.0, len(snr_grid) - 1.0)
-    lower = np.minimum(np.floor(position).astype(np.int64), len(snr_grid) - 2)
-    frac = position - lower
-    return curves[mcs_index, lower] * (1.0 - frac) + curves[mcs_index, lower + 1] * frac
+    cbs = int(code_block_index(code_block_size, _pdsch_bler_tables()[2]))
+    return interpolate_bler(snr_db, mcs_index, cbs, table)
 
 
 def select_mcs(snr_db, table=1, bler_target=0.1, code_block_size=DEFAULT_CODE_BLOCK_SIZE):

@@ -24,7 +24,8 @@ import functools
 
 import numpy as np
 
-from ._mcs import DEFAULT_CODE_BLOCK_SIZE, _check_table, _pdsch_bler_tables, mcs_table
+from ._mcs import (DEFAULT_CODE_BLOCK_SIZE, _check_table, _pdsch_bler_tables, code_block_index,
+                   mcs_table)
 
 __all__ = ["select_mcs_fast"]
 
@@ -35,7 +36,7 @@ _MARGIN = 1e-9
 @functools.lru_cache(maxsize=32)
 def _segments(table, bler_target, code_block_size):
     bler, snr_grid, cbs_grid = _pdsch_bler_tables()
-    cbs = int(np.argmin(np.abs(cbs_grid - code_block_size)))
+    cbs = int(code_block_index(code_block_size, cbs_grid))
     curves = np.nan_to_num(bler[table - 1, :, cbs, :], nan=1.0).astype(np.float64)
     info = mcs_table(table)
     candidates = info.index[info.has_bler_table]             # ascending MCS indices

@@ -4,7 +4,11 @@
 :func:`write_curves`.
 """
 
+from pathlib import Path
+
 import numpy as np
+import tensorflow as tf
+from sionna.phy.mapping import Demapper, Mapper
 
 from .config import ChannelConfig
 from .links import Links, sample_links
@@ -41,8 +45,6 @@ def _unit_channel(model, num_blocks, num_subcarriers, rng, seed, profile):
 
 def _uncoded_ber(bits_per_symbol, h, snr, num_symbols, rng):
     """Monte-Carlo BER of Gray QAM with a one-tap equaliser (perfect CSI) and hard decisions."""
-    import tensorflow as tf
-    from sionna.phy.mapping import Demapper, Mapper
     mapper = Mapper("qam", bits_per_symbol)
     demapper = Demapper("app", "qam", bits_per_symbol, hard_out=True)
     num_blocks, num_subcarriers = h.shape
@@ -177,8 +179,7 @@ def write_curves(table, out_dir, name="link_curves"):
     ------
     csv_path, png_path : pathlib.Path
     """
-    from pathlib import Path
-    import matplotlib
+    import matplotlib  # only for the figure: matplotlib costs a second to import
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numbers
 
 import numpy as np
+from sionna.phy import config as sionna_config
 
 from dmoe.common import check_execution, check_precision, numpy_dtypes
 
@@ -310,7 +311,6 @@ class LinkSimulator:
         payload_bits, subcarriers, mcs, payload = self._check_inputs(
             links, payload_bits, subcarriers, mcs, direction, payload)
         if seed is None:
-            from sionna.phy import config as sionna_config
             rng = sionna_config.np_rng
         else:
             rng = np.random.default_rng(seed)

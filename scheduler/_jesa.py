@@ -421,7 +421,7 @@ def _jesa_flat(problem, max_iterations):
         if rows.size == 0:
             history.append(energy.copy())
             break
-        # Three re-costings of the same allocation (docs/jesa.md): the plain one of MODEL.md and
+        # Three re-costings of the same allocation (docs/jesa.md): the plain one and
         # two that blame collisions on the holder; DES solves them in one batched call and the
         # best new set is tried.
         holder_free, holder_plain = displacement_costs(

@@ -62,7 +62,9 @@ def test_derive_seed_is_stable_and_in_range():
     ({"bogus": 1}, "bogus", "allowed"),
     ({"channel": {"modle": "umi"}}, "channel.modle", "allowed"),
     ({"schemes": ["des", "nonsense"]}, "schemes", "jesa"),
-    ({"channel": {"tx_power_dbm": -3.0}}, "channel.tx_power_dbm", "greater than or equal to 0"),
+    ({"channel": {"carrier_frequency_hz": 2e11}}, "channel.carrier_frequency_hz", "0.5-100 GHz"),
+    ({"channel": {"tx_power_dbm": -4000.0}}, "channel.tx_power_dbm", "> 0 W"),
+    ({"channel": {"indoor_probability": 1.5}}, "channel.indoor_probability", "[0, 1]"),
     ({"importance": 2.0}, "importance", "less than or equal to 1"),
     ({"importance": []}, "importance", "empty sweep list"),
     ({"num_tokens": "many"}, "num_tokens", "integer"),
@@ -143,3 +145,21 @@ def test_docs_metrics_table_is_generated_from_the_engine():
     for column in ("accuracy", "energy_per_token_j", "experts_per_token", "latency_per_token_s",
                    "drop_rate"):
         assert column in METRIC_COLUMNS
+
+
+def test_channel_section_is_channel_config_field_for_field():
+    import dataclasses
+    from dmoe.cosim.config import ChannelSection, point_key
+    from dmoe.phy import ChannelConfig
+    names = [f.name for f in dataclasses.fields(ChannelConfig) if f.name != "num_rounds"]
+    assert list(ChannelSection.model_fields) == names
+    defaults = ChannelConfig()
+    assert all(ChannelSection().model_dump()[name] == getattr(defaults, name) for name in names)
+    # Every field is settable from a study, negative dBm included.
+    config = StudyConfig(channel={"model": "umi", "los": False, "indoor_probability": 0.2,
+                                  "tx_power_dbm": -10})
+    assert (config.channel.los, config.channel.indoor_probability) == (False, 0.2)
+    # Unset, the settings added later leave the point key as it was without them.
+    key = point_key(StudyConfig())
+    assert '"los"' not in key and '"indoor_probability"' not in key
+    assert '"los":false' in point_key(config)

@@ -85,6 +85,39 @@ def test_a_hand_written_moe_runs_a_whole_point_like_its_own_forward_pass():
     assert model.execution == "graph"                          # restored after the point
 
 
+class SequenceMoE(TinyMoE):
+    """Two routed tokens per example (a position offset each); the example's score is the
+    mean of its tokens' states."""
+
+    tokens_per_example = 2
+
+    def embed(self, x):
+        x = np.asarray(x, np.float32)
+        return np.stack([x, x + 0.5], axis=1).reshape(-1, self.width)
+
+    def evaluate(self, state, y):
+        pooled = state.reshape(len(y), 2, self.width).mean(axis=1)
+        return {"accuracy": (int(np.sum(np.argmax(pooled, axis=-1) == y)), len(y))}
+
+    def forward(self, d):
+        state = self.embed(self.x)
+        for layer in range(self.num_layers):
+            _, relevance = self.route(layer, state)
+            state = self.combine(layer, state, self.expert_outputs(layer, state),
+                                 top_d_mask(relevance, d))
+        correct, total = self.evaluate(state, self.y)["accuracy"]
+        return correct / total
+
+
+def test_several_routed_tokens_per_example_share_the_example_channel():
+    model = SequenceMoE()
+    rows = run_point({"num_tokens": len(model.y), "schemes": ["top_k"], "max_experts": 2,
+                      "phy": {"fidelity": "ideal"}, "channel": {"distances_m": [50.0] * 4}},
+                     model=model)
+    assert rows[0]["accuracy"] == model.forward(2)
+    assert rows[0]["experts_per_token"] == 2.0
+
+
 def test_run_point_names_what_a_model_lacks():
     model = TinyMoE()
     del model.execution
@@ -113,3 +146,19 @@ def test_a_registered_scheme_runs_from_a_study(tmp_path):
         register_scheme("least_relevant", _least_relevant)
     with pytest.raises(ValueError, match="unknown scheme"):
         load_study({"schemes": ["no_such_scheme"]})
+
+
+def _constant_channel(cfg, distances, num_times, seed, rng, execution, precision):
+    shape = (distances.shape[0], num_times, distances.shape[1], cfg.num_subcarriers)
+    return np.full(shape, 1e-5, dtype=np.complex64 if precision == "single" else np.complex128)
+
+
+def test_a_registered_channel_model_runs_from_a_study():
+    from dmoe.phy import ChannelConfig, register_channel_model
+    register_channel_model("constant_100db", _constant_channel, replace=True)
+    row = run_point({"num_tokens": 8, "schemes": ["top_k"], "phy": {"fidelity": "ideal"},
+                     "channel": {"model": "constant_100db", "tx_power_dbm": -10}})[0]
+    cfg = ChannelConfig(tx_power_dbm=-10.0)
+    expected_db = 10 * np.log10(cfg.subcarrier_power_w * 1e-10 / cfg.noise_power_w)
+    assert row["mean_snr_db"] == pytest.approx(expected_db, abs=1e-4)
+    assert row["channel.model"] == "constant_100db"

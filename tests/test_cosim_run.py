@@ -88,7 +88,7 @@ def test_a_directory_of_another_study_is_refused(tmp_path):
 @pytest.mark.parametrize("body, key", [
     ("bogus = 1\n", "bogus"),
     ('schemes = ["des", "magic"]\n', "schemes"),
-    ("[channel]\ntx_power_dbm = -10.0\n", "channel.tx_power_dbm"),
+    ("[channel]\ncarrier_frequency_hz = 2e11\n", "channel.carrier_frequency_hz"),
     ("importance = 2.0\n", "importance"),
     ("importance = []\n", "importance"),
     ("max_experts = 9\n", "max_experts"),     # found against the model's K = 8

@@ -1,5 +1,6 @@
 """The import-time version guard and the package layout."""
 
+import os
 import subprocess
 import sys
 from importlib import metadata
@@ -77,3 +78,18 @@ def test_console_script_help_lists_the_commands():
     assert out.returncode == 0
     for command in ("select-demo", "run", "plot", "phy-curves"):
         assert command in out.stdout
+
+
+def test_dmoe_run_starts_quietly_on_a_cpu_only_machine(tmp_path):
+    # TensorFlow's C++ start-up log (CUDA factory clashes, cuInit, oneDNN notes) stays hidden:
+    # a study refused against its model (TensorFlow loaded by then) prints dmoe's line only.
+    study = tmp_path / "bad.toml"
+    study.write_text("max_experts = 9\n")
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-m", "dmoe.cosim.cli", "run", str(study), "--out",
+                          str(tmp_path / "out"), "--quiet"], capture_output=True, text=True,
+                         env=env)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        line for line in out.stderr.strip().splitlines() if line.startswith("dmoe run: error")]
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr

@@ -81,7 +81,8 @@ def _snr_scale(cfg):
     ("model", "winner"), ("profile", "F"), ("num_subcarriers", 0), ("num_subcarriers", 2.5),
     ("subcarrier_spacing_hz", 20e3), ("carrier_frequency_hz", -1.0), ("num_rounds", 0),
     ("round_interval_s", 0.0), ("delay_spread_s", -1e-9), ("speed_mps", -3.0),
-    ("tx_power_dbm", -10.0), ("tx_power_dbm", float("nan")), ("noise_figure_db", -1.0),
+    ("tx_power_dbm", float("nan")), ("tx_power_dbm", -4000.0), ("noise_figure_db", -1.0),
+    ("carrier_frequency_hz", 0.4e9), ("carrier_frequency_hz", 101e9),
     ("min_distance_m", 0.0), ("max_distance_m", 5.0), ("distances_m", (10.0, -1.0)),
     ("distances_m", ()), ("pathloss", "yes"), ("csi", "genie"), ("csi_delay_rounds", -1),
     ("los", "maybe"), ("indoor_probability", 1.5),
@@ -299,3 +300,45 @@ def test_csi_ls_error_variance(gain_db):
     standard_error = np.std(excess) / math.sqrt(excess.size)
     assert abs(np.mean(excess) - expected) < 5 * standard_error
     assert not np.array_equal(links.csi_snr_dispatch, links.csi_snr_return)
+
+
+def test_any_finite_dbm_is_a_power_and_the_frequency_range_is_tr38901s():
+    # -10 dBm = 0.1 mW over 64 subcarriers: closed form.
+    cfg = ChannelConfig(tx_power_dbm=-10.0)
+    assert cfg.subcarrier_power_w == pytest.approx(1e-4 / 64, rel=1e-12)
+    for frequency in (0.5e9, 100e9):
+        ChannelConfig(carrier_frequency_hz=frequency)
+    with pytest.raises(ValueError, match="0.5-100 GHz.*TR 38.901"):
+        ChannelConfig(carrier_frequency_hz=0.45e9)
+
+
+def test_fields_declare_whether_they_shape_the_channel_draw():
+    from dmoe.phy.config import draw_fields
+    drawn = draw_fields(ChannelConfig())
+    for name in ("tx_power_dbm", "noise_figure_db", "noise_psd_dbm_hz", "csi",
+                 "csi_pilot_snr_gain_db", "csi_delay_rounds"):
+        assert name not in drawn
+    for name in ("model", "distances_m", "speed_mps", "los", "indoor_probability"):
+        assert name in drawn
+    assert "csi_delay_rounds" in draw_fields(ChannelConfig(csi="outdated"))
+
+
+def _flat(cfg, distances, num_times, seed, rng, execution, precision):
+    """A registered model: every subcarrier and instant has gain 1e-4 (80 dB loss)."""
+    shape = (distances.shape[0], num_times, distances.shape[1], cfg.num_subcarriers)
+    dtype = np.complex64 if precision == "single" else np.complex128
+    return np.full(shape, 1e-4, dtype=dtype)
+
+
+def test_a_registered_channel_model_draws_through_sample_links():
+    from dmoe.phy import register_channel_model
+    register_channel_model("flat_80db", _flat, replace=True)
+    cfg = ChannelConfig(model="flat_80db", num_subcarriers=8, num_rounds=2)
+    links = sample_links(cfg, batch_size=3, num_links=2, seed=0)
+    expected = cfg.subcarrier_power_w * 1e-8 / cfg.noise_power_w      # P_sc |h|^2 / (N0 df)
+    assert links.snr_dispatch.shape == (3, 2, 2, 8)
+    np.testing.assert_allclose(links.snr_dispatch, expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="built-in"):
+        register_channel_model("rayleigh", _flat)
+    with pytest.raises(ValueError, match="flat_80db"):
+        ChannelConfig(model="no_such_model")

@@ -50,7 +50,7 @@ def make_problem(seed, batch, k, n, d, rho=None, threshold=None, with_return=Tru
 
 
 def independent_energy(problem, selected, dispatch, returned):
-    """Energy recomputed from MODEL.md, P |N_k| B / sum r, summed over links and phases."""
+    """Energy recomputed from the model (docs/jesa.md), P |N_k| B / sum r, summed over links and phases."""
     power = problem.subcarrier_power_w
     total = np.where(selected, problem.compute_energy_j, 0.0).sum(-1)
     phases = [(problem.rate_dispatch, problem.payload_bits_dispatch, dispatch)]
@@ -104,7 +104,7 @@ def test_single_best_subcarrier_never_costs_more(rates, data):
     energy_set = p.energy_j([True], full)
     energy_best = p.energy_j([True], best)
     assert energy_best <= energy_set * (1 + 1e-12)
-    # the mean-rate form of MODEL.md: E = P B / mean rate
+    # the mean-rate form: E = P B / mean rate
     np.testing.assert_allclose(energy_set, 0.02 * 1e4 / np.mean(np.asarray(rates)[subset]), rtol=1e-12)
 
 
