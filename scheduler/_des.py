@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ._problem import STATUS_INFEASIBLE, STATUS_OPTIMAL, _check_problem, _finish
+from ._problem import STATUS_INFEASIBLE, STATUS_OPTIMAL, _check_problem, _finish, _finish_one
 
 __all__ = ["des"]
 
@@ -27,6 +27,17 @@ _TABLE_ENTRIES = 1 << 21
 _MATRIX_TABLE_LIMIT = 1 << 16
 # (node, child) pairs evaluated in one vectorised pass.
 _PAIR_CHUNK = 1 << 18
+# Up to this many instances, des solves them one by one on Python floats (_des_scalar): a
+# vectorised pass costs some hundreds of numpy calls whatever the batch size, about ten
+# single-instance searches at K = 32.
+_SCALAR_BATCH_LIMIT = 4
+# A single-instance search on Python floats costs a few microseconds per node, the vectorised
+# one about a millisecond per tree level plus a fraction of a microsecond per node: past this
+# many nodes, the instance is searched again vectorised (same result, same node count).
+_SCALAR_NODE_LIMIT = 2000
+
+# After the constants above, which the single-instance search shares.
+from ._des_scalar import search_one  # noqa: E402
 
 
 def des(problem):
@@ -36,7 +47,8 @@ def des(problem):
     pruned by feasibility (the most relevant remaining experts cannot reach the requirement) and
     by its LP bound (the cheapest completion of the LP relaxation cannot beat the incumbent).
     All instances of the batch are searched together, one tree level (set size) per numpy pass
-    (``docs/scheduler.md``, "DES").
+    (``docs/scheduler.md``, "DES"); one instance, or a batch of at most four, is searched on
+    Python floats instead, with the same result and node count ("Single calls").
 
     Parameters
     ----------
@@ -67,15 +79,26 @@ def des(problem):
     """
     start_time = time.perf_counter()
     _check_problem(problem)
+    max_experts = problem.effective_max_experts
+    if not problem.batch_shape:
+        need = float(problem.requirement) - float(problem.tolerance)
+        chosen, status, nodes = _solve_one(problem.relevance, problem.cost, need,
+                                           float(problem.top_relevance), max_experts)
+        return _finish_one(problem, chosen, status, nodes, start_time, "des", need)
     relevance, cost, requirement, tolerance = problem._flat()
     num_instances, num_experts = relevance.shape
-    max_experts = problem.effective_max_experts
     need = requirement - tolerance               # the search's requirement (docs: Tolerances)
     top = problem.top_relevance.reshape(-1)
 
     selected = np.zeros((num_instances, num_experts), dtype=bool)
     nodes = np.zeros(num_instances, dtype=np.int64)
     status = np.full(num_instances, STATUS_OPTIMAL, dtype="<U10")
+    if num_instances <= _SCALAR_BATCH_LIMIT:
+        for b in range(num_instances):
+            chosen, status[b], nodes[b] = _solve_one(relevance[b], cost[b], float(need[b]),
+                                                     float(top[b]), max_experts)
+            selected[b, chosen] = True
+        return _finish(problem, selected, status, nodes, start_time, "des", exact=True)
     infeasible = top < need
     status[infeasible] = STATUS_INFEASIBLE
     # need <= 0: every non-empty set meets the requirement and costs are >= 0, so the cheapest
@@ -91,6 +114,24 @@ def des(problem):
         selected[rows], nodes[rows] = _search(relevance[rows], cost[rows], need[rows],
                                               max_experts)
     return _finish(problem, selected, status, nodes, start_time, "des", exact=True)
+
+
+def _solve_one(relevance, cost, need, top, max_experts):
+    """One instance on Python floats (``_des_scalar``: the same search, set and node count).
+
+    ``relevance, cost [K]`` float64, ``need = gamma - slack`` and ``top`` (top-D relevance)
+    floats. Returns ``(chosen, status, nodes)``, ``chosen`` the sorted indices of the set.
+    """
+    if top < need:
+        return [], STATUS_INFEASIBLE, 0
+    if need <= 0:
+        values = cost.tolist()
+        return [values.index(min(values))], STATUS_OPTIMAL, 0
+    chosen, nodes = search_one(relevance, cost, need, max_experts, _SCALAR_NODE_LIMIT)
+    if chosen is None:
+        selected, nodes = _search(relevance[None], cost[None], np.array([need]), max_experts)
+        return np.flatnonzero(selected[0]).tolist(), STATUS_OPTIMAL, int(nodes[0])
+    return chosen, STATUS_OPTIMAL, nodes
 
 
 def _gather(array, index):

@@ -49,8 +49,7 @@ def select_experts(problem, cost, rows=None):
         False where P1 has no solution among the experts of finite cost.
     nodes : [R], int
     """
-    if rows is None:
-        rows = np.arange(problem.relevance.shape[0])
+    pick = _rows_picker(rows)
     num_experts = problem.num_experts
     finite = np.isfinite(cost)
     # DES takes finite costs only: scale each row to max 1 and give an unservable expert a
@@ -58,15 +57,18 @@ def select_experts(problem, cost, rows=None):
     scale = np.where(finite, cost, 0.0).max(axis=-1, keepdims=True)
     scale = np.where(scale > 0, scale, 1.0)
     scaled = np.where(finite, cost / scale, num_experts + 1.0)
-    kwargs = dict(relevance=problem.relevance[rows], cost=scaled, max_experts=min(problem.max_experts, num_experts))
-    if problem.importance is not None:
-        kwargs["importance"] = problem.importance[rows]
+    level = problem.importance if problem.importance is not None else problem.threshold
+    name = "importance" if problem.importance is not None else "threshold"
+    relevance, level = pick(problem.relevance), pick(level)
+    if len(relevance) == 1:
+        # One instance: des's single-instance path, then back to a batch of one.
+        kwargs = {"relevance": relevance[0], "cost": scaled[0], name: level[0]}
     else:
-        kwargs["threshold"] = problem.threshold[rows]
-    result = des(SelectionProblem(**kwargs))
-    selected = np.asarray(result.selected, dtype=bool)
-    ok = np.asarray(result.feasible, dtype=bool) & ~np.any(selected & ~finite, axis=-1)
-    return selected, ok, np.asarray(result.nodes)
+        kwargs = {"relevance": relevance, "cost": scaled, name: level}
+    result = des(SelectionProblem(max_experts=min(problem.max_experts, num_experts), **kwargs))
+    selected = result.selected.reshape(-1, num_experts)
+    ok = result.feasible.reshape(-1) & ~(selected & ~finite).any(axis=-1)
+    return selected, ok, result.nodes.reshape(-1)
 
 
 # ---------------------------------------------------------------------------- allocation
@@ -85,12 +87,12 @@ def allocate(problem, selected, rows=None):
     masks : list of [R, K, N] bool, one per phase
     ok : [R], bool (False where some selected link could not be served)
     """
-    if rows is None:
-        rows = np.arange(problem.relevance.shape[0])
-    power = problem.subcarrier_power_w[rows]
-    masks, ok = [], np.ones(len(rows), dtype=bool)
+    # rows=None: every instance, without copying the arrays (``x[arange(M)]`` equals ``x``).
+    pick = _rows_picker(rows)
+    power = pick(problem.subcarrier_power_w)
+    masks, ok = [], np.ones(selected.shape[0], dtype=bool)
     for rate, bits, deadline in problem.phases():
-        mask, phase_ok = _allocate_phase(rate[rows], bits[rows], power, deadline[rows], selected)
+        mask, phase_ok = _allocate_phase(pick(rate), pick(bits), power, pick(deadline), selected)
         masks.append(mask)
         ok &= phase_ok
     return masks, ok
@@ -151,8 +153,8 @@ def allocate_subcarriers(problem, selected):
 
 
 def _single_energy(rate, bits, power):
-    with np.errstate(divide="ignore"):
-        return np.where(rate > 0, (power * bits)[..., None] / np.where(rate > 0, rate, 1.0), np.inf)
+    usable = rate > 0  # a zero rate is divided as 1.0 and replaced by inf: no division by zero
+    return np.where(usable, (power * bits)[..., None] / np.where(usable, rate, 1.0), np.inf)
 
 
 def _allocate_phase(rate, bits, power, deadline, selected):
@@ -163,14 +165,17 @@ def _allocate_phase(rate, bits, power, deadline, selected):
 
     untimed = np.flatnonzero(~timed)
     if untimed.size:
-        energy = _single_energy(rate[untimed], bits[untimed], power[untimed])  # [U, K, N]
-        sel = selected[untimed]
+        if untimed.size == num:  # every instance: no copies
+            energy, sel = _single_energy(rate, bits, power), selected  # [U, K, N], [U, K]
+        else:
+            energy = _single_energy(rate[untimed], bits[untimed], power[untimed])
+            sel = selected[untimed]
         best = np.argmin(energy, axis=-1)  # [U, K]
         # Fast path: when the best subcarriers of the chosen experts are distinct, giving each
         # its best is optimal; only instances with a collision need the Hungarian algorithm.
         tagged = np.where(sel, best, -1 - np.arange(num_experts))
         ordered = np.sort(tagged, axis=-1)
-        collide = np.any(ordered[:, 1:] == ordered[:, :-1], axis=-1)
+        collide = (ordered[:, 1:] == ordered[:, :-1]).any(axis=-1)
         free = np.flatnonzero(~collide)
         u_idx, k_idx = np.nonzero(sel[free])
         mask[untimed[free][u_idx], k_idx, best[free][u_idx, k_idx]] = True
@@ -186,7 +191,7 @@ def _allocate_phase(rate, bits, power, deadline, selected):
             mask[untimed[local], experts[row], col] = True
             ok[untimed[local]] = bool(np.all(finite[row, col]))
         # A chosen expert whose every subcarrier is dead cannot be served.
-        ok[untimed] &= ~np.any(sel & ~np.isfinite(np.min(energy, axis=-1)), axis=-1)
+        ok[untimed] &= ~(sel & ~np.isfinite(energy.min(axis=-1))).any(axis=-1)
 
     timed = np.flatnonzero(timed)
     if timed.size:
@@ -245,16 +250,24 @@ def _deadline_greedy(rate, bits, power, deadline, experts):
 def induced_costs(problem, masks, rows=None):
     """Per-expert cost given an allocation: each expert's cheapest link on the subcarriers no
     *other* chosen expert holds (its own allocated set for the chosen ones), summed over phases
-    plus compute energy (internal). Output: [R, K] float64, may hold ``inf``."""
-    if rows is None:
-        rows = np.arange(problem.relevance.shape[0])
-    cost = problem.compute_energy_j[rows].copy()
-    power = problem.subcarrier_power_w[rows]
+    plus compute energy (internal). ``masks``: one [R, K, N] bool per phase, or None for a phase
+    where nothing is held. Output: [R, K] float64, may hold ``inf``."""
+    pick = _rows_picker(rows)
+    cost = pick(problem.compute_energy_j).copy()
+    power = pick(problem.subcarrier_power_w)
     for (rate, bits, deadline), mask in zip(problem.phases(), masks):
-        held_by_others = (mask.sum(axis=-2, keepdims=True) - mask) > 0
-        energy, _, _ = fewest_best(rate[rows], ~held_by_others, bits[rows], power, deadline[rows])
+        # A mask of None: nothing is held, every subcarrier is available.
+        available = True if mask is None else (mask.sum(axis=-2, keepdims=True) - mask) <= 0
+        energy, _, _ = fewest_best(pick(rate), available, pick(bits), power, pick(deadline))
         cost = cost + energy
     return cost
+
+
+def _rows_picker(rows):
+    """``x -> x[rows]``, or the identity for ``rows=None`` (every instance, no copy)."""
+    if rows is None:
+        return lambda array: array
+    return lambda array: array[rows]
 
 
 def _allocation_energy(problem, masks, ok, rows):
@@ -289,8 +302,7 @@ def displacement_costs(problem, selected, masks, cost, rows):
     own = np.zeros(selected.shape)
     for (rate, bits, _), mask in zip(problem.phases(), masks):
         own = own + link_energy_airtime(rate[rows], mask, bits[rows], power)[0]
-    free = [np.zeros(mask.shape, dtype=bool) for mask in masks]
-    best = induced_costs(problem, free, rows)  # includes compute energy
+    best = induced_costs(problem, [None] * len(masks), rows)  # all free; includes compute energy
     charged = cost.copy()
     for j in range(problem.num_experts):
         has = np.flatnonzero(selected[:, j] & np.isfinite(base))
@@ -309,7 +321,7 @@ def displacement_costs(problem, selected, masks, cost, rows):
 
 
 def _total_energy(problem, selected, masks, ok, rows):
-    sub = _subproblem(problem, rows)
+    sub = problem if rows is None else _subproblem(problem, rows)
     returned = masks[1] if problem.has_return else None
     energy = sub.energy_j(selected, masks[0], returned)
     return np.where(ok, energy, np.inf)
@@ -386,12 +398,10 @@ def jesa(problem, max_iterations=50):
 
 def _jesa_flat(problem, max_iterations):
     num = problem.relevance.shape[0]
-    rows = np.arange(num)
-    all_free = [np.zeros(rate.shape, dtype=bool) for rate, _, _ in problem.phases()]
-    cost = induced_costs(problem, all_free)  # nothing held: each expert's best link
+    cost = induced_costs(problem, [None] * len(problem.phases()))  # nothing held: each expert's best link
     selected, select_ok, _ = select_experts(problem, cost)
     masks, alloc_ok = allocate(problem, selected)
-    energy = _total_energy(problem, selected, masks, select_ok & alloc_ok, rows)
+    energy = _total_energy(problem, selected, masks, select_ok & alloc_ok, None)
     iterations = np.ones(num, dtype=np.int64)
     status = np.full(num, STATUS_CONVERGED, dtype="<U16")
     history = [energy.copy()]
@@ -415,7 +425,7 @@ def _jesa_flat(problem, max_iterations):
         # the common case (no collision) once N >> K.
         sel = selected[rows]
         same = np.where(sel, _close(cost, last_cost[rows]), cost >= last_cost[rows]).all(axis=-1)
-        same &= ~np.any(sel & ~_close(cost, decoupled[rows]), axis=-1)
+        same &= ~(sel & ~_close(cost, decoupled[rows])).any(axis=-1)
         active[rows[same]] = False
         rows, cost = rows[~same], cost[~same]
         if rows.size == 0:
@@ -435,7 +445,7 @@ def _jesa_flat(problem, max_iterations):
         for variant in range(num_variants):
             part = slice(variant * rows.size, (variant + 1) * rows.size)
             new_selected, new_ok = candidates[part], candidates_ok[part]
-            changed = np.flatnonzero(np.any(new_selected != selected[rows], axis=-1) & new_ok)
+            changed = np.flatnonzero((new_selected != selected[rows]).any(axis=-1) & new_ok)
             if changed.size == 0:
                 continue
             trial = rows[changed]

@@ -23,9 +23,13 @@ _STATUS_DTYPE = "<U16"
 
 def _as_float_array(value, name):
     try:
-        array = np.asarray(value, dtype=np.float64)
+        array = np.asarray(value)
+        kind = array.dtype.kind
+        array = array.astype(np.float64, copy=False) if kind != "c" else None
     except (TypeError, ValueError) as error:
         raise TypeError(f"`{name}` must be a real array, got {type(value).__name__}") from error
+    if array is None:  # numpy alone would drop the imaginary part with a warning
+        raise TypeError(f"`{name}` must be a real array, got complex values")
     return array
 
 

@@ -4,6 +4,7 @@ See ``docs/scheduler.md`` ("P1", "Importance factor", "Tolerances").
 """
 
 from dataclasses import dataclass, field
+import math
 import numbers
 import time
 
@@ -25,11 +26,89 @@ _STATUS_DTYPE = "<U10"
 
 
 def _as_float_array(name, value):
+    """``value`` as a float64 array; complex values are refused, not silently made real."""
     try:
-        array = np.asarray(value, dtype=np.float64)
+        array = np.asarray(value)
+        if array.dtype.kind == "c":
+            raise TypeError("got complex values")
+        if array.dtype != np.float64:
+            array = array.astype(np.float64)
     except (TypeError, ValueError) as error:
         raise TypeError(f"{name} must be an array of real numbers: {error}") from None
     return array
+
+
+def _check_finite_non_negative(name, array, values=None):
+    """Raise ``ValueError`` unless every entry is finite and ``>= 0``.
+
+    ``values`` (the entries as a list of floats) takes a cheaper path for one instance: a finite
+    sum with a non-negative minimum settles it without numpy; anything else (NaN, inf, or a sum
+    that overflows) goes to the numpy checks that name the fault.
+    """
+    if values is not None:
+        total = sum(values)
+        if total - total == 0.0 and min(values) >= 0:
+            return
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite")
+    if np.any(array < 0):
+        raise ValueError(f"{name} must be >= 0, got a negative value")
+
+
+def _check_level(name, level):
+    """``importance`` in ``[0, 1]``; ``threshold`` finite and ``>= 0`` (as ``JointProblem``)."""
+    if level.ndim == 0:
+        value = float(level)
+        bad = not 0.0 <= value <= 1.0 if name == "importance" else not 0.0 <= value < math.inf
+    elif name == "importance":
+        bad = bool(np.any(np.isnan(level)) or np.any(level < 0) or np.any(level > 1))
+    else:
+        bad = bool(not np.all(np.isfinite(level)) or np.any(level < 0))
+    if bad:
+        if name == "importance":
+            raise ValueError("importance must lie in [0, 1]")
+        raise ValueError("threshold must be non-negative and finite")
+
+
+def numpy_sum(values):
+    """Sum of a list of floats by numpy's pairwise summation (``np.add.reduce`` on float64).
+
+    Bit for bit what numpy returns for the same numbers in the same order, so that the
+    single-instance paths, which work on Python floats, report the same sums as the batched
+    ones.
+    """
+    return _pairwise_sum(values, 0, len(values))
+
+
+def _pairwise_sum(a, lo, n):
+    if n < 8:
+        total = 0.0
+        for i in range(lo, lo + n):
+            total += a[i]
+        return total
+    if n <= 128:
+        r0, r1, r2, r3, r4, r5, r6, r7 = a[lo:lo + 8]
+        i = 8
+        stop = n - n % 8
+        while i < stop:
+            b = lo + i
+            r0 += a[b]
+            r1 += a[b + 1]
+            r2 += a[b + 2]
+            r3 += a[b + 3]
+            r4 += a[b + 4]
+            r5 += a[b + 5]
+            r6 += a[b + 6]
+            r7 += a[b + 7]
+            i += 8
+        total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            total += a[lo + i]
+            i += 1
+        return total
+    half = n // 2
+    half -= half % 8
+    return _pairwise_sum(a, lo, half) + _pairwise_sum(a, lo + half, n - half)
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,18 +135,20 @@ class SelectionProblem:
         ``rho`` in ``[0, 1]``; broadcasts over the leading axes. ``rho = 1`` forces a top-D set,
         ``rho = 0`` the cheapest single expert.
     threshold : [...], float, optional
-        Absolute requirement ``gamma`` (not NaN); broadcasts over the leading axes. A threshold
-        no ``D`` experts reach makes that instance infeasible (not an error).
+        Absolute requirement ``gamma``, finite and ``>= 0`` (as in ``JointProblem``); broadcasts
+        over the leading axes. A threshold no ``D`` experts reach makes that instance infeasible
+        (not an error).
         Give exactly one of ``importance`` and ``threshold``.
 
     Raises
     ------
     ValueError
         Shapes that do not broadcast, ``K = 0``, ``D < 1``, negative or non-finite cost,
-        negative or non-finite relevance, ``importance`` outside ``[0, 1]``, a NaN
-        ``threshold``, or both / neither of ``importance`` and ``threshold``.
+        negative or non-finite relevance, ``importance`` outside ``[0, 1]``, a negative or
+        non-finite ``threshold``, or both / neither of ``importance`` and ``threshold``.
     TypeError
-        ``max_experts`` not an integer, or arrays that are not real numbers.
+        ``max_experts`` not an integer, or arrays that are not real numbers (complex values
+        included).
 
     Attributes
     ----------
@@ -106,17 +187,17 @@ class SelectionProblem:
         num_experts = relevance.shape[-1]
         if num_experts == 0:
             raise ValueError("relevance and cost need at least one expert (K >= 1), got K = 0")
-        if not np.all(np.isfinite(relevance)):
-            raise ValueError("relevance must be finite")
-        if np.any(relevance < 0):
-            raise ValueError("relevance must be >= 0, got a negative score")
-        if not np.all(np.isfinite(cost)):
-            raise ValueError("cost must be finite")
-        if np.any(cost < 0):
-            raise ValueError("cost must be >= 0, got a negative cost")
+        # One instance (the common single call) is checked on Python floats: numpy's fixed
+        # cost per call would dominate at K of a few tens.
+        single = relevance.ndim == 1 and cost.ndim == 1
+        relevance_values = relevance.tolist() if single else None
+        cost_values = cost.tolist() if single else None
+        _check_finite_non_negative("relevance", relevance, relevance_values)
+        _check_finite_non_negative("cost", cost, cost_values)
 
         max_experts = self.max_experts
-        if isinstance(max_experts, (bool, np.bool_)) or not isinstance(max_experts, numbers.Integral):
+        if type(max_experts) is not int and (isinstance(max_experts, (bool, np.bool_))
+                                             or not isinstance(max_experts, numbers.Integral)):
             raise TypeError(f"max_experts must be an integer D >= 1, got {max_experts!r}")
         max_experts = int(max_experts)
         if max_experts < 1:
@@ -125,16 +206,22 @@ class SelectionProblem:
         if (self.importance is None) == (self.threshold is None):
             raise ValueError("give exactly one of importance (rho in [0, 1]) and threshold "
                              "(absolute gamma)")
-        if self.importance is not None:
-            level = _as_float_array("importance", self.importance)
-            if np.any(np.isnan(level)) or np.any(level < 0) or np.any(level > 1):
-                raise ValueError("importance must lie in [0, 1]")
-            name = "importance"
-        else:
-            level = _as_float_array("threshold", self.threshold)
-            if np.any(np.isnan(level)):
-                raise ValueError("threshold must not be NaN")
-            name = "threshold"
+        name = "importance" if self.importance is not None else "threshold"
+        level = _as_float_array(name, getattr(self, name))
+        _check_level(name, level)
+        effective_d = min(max_experts, num_experts)
+
+        if single and level.ndim == 0:
+            top = numpy_sum(sorted(relevance_values, reverse=True)[:effective_d])
+            requirement = float(level) * top if name == "importance" else float(level)
+            set_ = object.__setattr__
+            set_(self, "relevance", _read_only(relevance))
+            set_(self, "cost", _read_only(cost))
+            set_(self, "max_experts", max_experts)
+            set_(self, name, _read_only(level))
+            set_(self, "requirement", _read_only(requirement))
+            set_(self, "top_relevance", _read_only(top))
+            return
 
         try:
             batch_shape = np.broadcast_shapes(relevance.shape[:-1], cost.shape[:-1], level.shape)
@@ -146,7 +233,6 @@ class SelectionProblem:
         relevance = _read_only(np.broadcast_to(relevance, batch_shape + (num_experts,)))
         cost = _read_only(np.broadcast_to(cost, batch_shape + (num_experts,)))
         level = _read_only(np.broadcast_to(level, batch_shape))
-        effective_d = min(max_experts, num_experts)
         top = np.sort(relevance, axis=-1)[..., ::-1][..., :effective_d].sum(axis=-1)
         requirement = level * top if name == "importance" else level
 
@@ -293,6 +379,68 @@ def _finish(problem, selected, status, nodes, start_time, method, exact):
         solve_time_s=time.perf_counter() - start_time,
         method=method,
     )
+
+
+def _finish_one(problem, chosen, status, nodes, start_time, method, need=None):
+    """:func:`_finish` of an exact solver for one instance (``batch_shape == ()``).
+
+    ``chosen`` lists the indices of the selected experts in increasing order; ``need``, if
+    given, is ``requirement - tolerance`` as the caller computed it. Sums and the feasibility
+    test use the same floating-point operations as :func:`_finish` (numpy's pairwise sum over
+    the K entries, zeros for the unselected), without numpy's fixed cost per call.
+    """
+    cost = _masked_numpy_sum(problem.cost, chosen)
+    relevance = _masked_numpy_sum(problem.relevance, chosen)
+    if need is None:
+        need = float(problem.requirement) - float(problem.tolerance)
+    feasible = 1 <= len(chosen) <= problem.max_experts and relevance >= need
+    if status == STATUS_INFEASIBLE:
+        cost = math.inf
+    selected = np.zeros(problem.relevance.size, dtype=bool)
+    for index in chosen:
+        selected[index] = True
+    return SelectionResult(
+        selected=selected,
+        cost=np.array(cost),
+        feasible=np.array(feasible),
+        nodes=np.array(nodes, dtype=np.int64),
+        status=np.array(status, dtype=_STATUS_DTYPE),
+        relevance=np.array(relevance),
+        solve_time_s=time.perf_counter() - start_time,
+        method=method,
+    )
+
+
+def _masked_numpy_sum(values, chosen):
+    """``np.where(mask, values, 0.0).sum()`` for the mask of the sorted indices ``chosen``.
+
+    Adding the zeros of the unselected entries changes nothing, so only the chosen entries are
+    visited, in the lanes numpy's pairwise summation puts them in (:func:`numpy_sum`).
+    """
+    size = values.size
+    if size > 128:
+        dense = [0.0] * size
+        for index in chosen:
+            dense[index] = values.item(index)
+        return numpy_sum(dense)
+    picked = [values.item(index) for index in chosen]
+    if size < 8:
+        total = 0.0
+        for value in picked:
+            total += value
+        return total
+    lanes = [0.0] * 8
+    stop = size - size % 8
+    tail_values = []
+    for index, value in zip(chosen, picked):
+        if index < stop:
+            lanes[index % 8] += value
+        else:
+            tail_values.append(value)
+    total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    for value in tail_values:
+        total += value
+    return total
 
 
 def _check_problem(problem):

@@ -371,6 +371,11 @@ def test_validation_errors_name_the_argument(override, match):
 def test_type_and_method_errors():
     with pytest.raises(TypeError, match="max_experts"):
         JointProblem(**_kwargs(max_experts=2.0))
+    # A complex array is refused like a complex list (as SelectionProblem does).
+    with pytest.raises(TypeError, match="relevance"):
+        JointProblem(**_kwargs(relevance=np.ones((2, 3)) + 0.5j))
+    with pytest.raises(TypeError, match="rate_dispatch"):
+        JointProblem(**_kwargs(rate_dispatch=np.ones((2, 3, 4), dtype=complex)))
     p = JointProblem(**_kwargs())
     with pytest.raises(TypeError, match="problem"):
         jesa("not a problem")

@@ -39,9 +39,24 @@ G3, C3 = np.array([0.5, 0.3, 0.2]), np.array([3.0, 1.0, 1.0])
     (dict(relevance=G3, cost=C3, max_experts=2, importance=0.5, threshold=0.3), "exactly one"),
     (dict(relevance=G3, cost=C3, max_experts=2), "exactly one"),
     (dict(relevance=G3, cost=C3, max_experts=2, threshold=np.nan), "threshold"),
+    # As JointProblem: an absolute requirement is a relevance mass, finite and >= 0.
+    (dict(relevance=G3, cost=C3, max_experts=2, threshold=-1.0), "threshold must be non-negative"),
+    (dict(relevance=G3, cost=C3, max_experts=2, threshold=np.inf), "threshold must be non-negative"),
+    (dict(relevance=np.tile(G3, (2, 1)), cost=C3, max_experts=2, threshold=[0.5, -1.0]),
+     "threshold must be non-negative"),
 ])
 def test_validation_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
+        SelectionProblem(**kwargs)
+
+
+@pytest.mark.parametrize("argument", ["relevance", "cost"])
+def test_complex_arrays_are_refused(argument):
+    """A complex array is refused like a complex list (numpy alone would drop the imaginary
+    part with a warning)."""
+    kwargs = dict(relevance=G3, cost=C3, max_experts=2, importance=0.5)
+    kwargs[argument] = kwargs[argument] + 0.5j
+    with pytest.raises(TypeError, match=f"{argument} must be an array of real numbers"):
         SelectionProblem(**kwargs)
 
 

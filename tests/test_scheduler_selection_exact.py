@@ -25,7 +25,7 @@ def small_problems(draw, max_k=12):
     if draw(st.booleans()):
         return SelectionProblem(relevance, cost, max_experts, importance=draw(_importance))
     return SelectionProblem(relevance, cost, max_experts,
-                            threshold=draw(st.floats(-0.5, 3.0, allow_subnormal=False)))
+                            threshold=draw(st.floats(0.0, 3.0, allow_subnormal=False)))
 
 
 def _assert_same_optimum(result, reference, rel=1e-9, abs_=1e-12):
@@ -64,6 +64,62 @@ def large_problems(draw):
     max_experts = draw(st.sampled_from([1, 2, 4, 6, num_experts]))
     importance = draw(st.sampled_from([0.0, 0.25, 0.5, 0.75, 0.9, 1.0]))
     return SelectionProblem(relevance, cost, max_experts, importance=importance)
+
+
+@settings(max_examples=60)
+@given(st.lists(large_problems(), min_size=1, max_size=1), st.integers(0, 2**32 - 1),
+       st.integers(1, 8))
+def test_single_calls_equal_the_batched_search_bit_for_bit(first, seed, batch):
+    """One instance (and batches up to _SCALAR_BATCH_LIMIT) is searched on Python floats; the
+    vectorised search must return the same set, the same cost bits and the same node count."""
+    template = first[0]
+    rng = np.random.default_rng(seed)
+    num_experts = template.num_experts
+    # The drawn instance plus grid instances with ties and zeros, all of the same K and D.
+    relevance = np.vstack([template.relevance,
+                           rng.integers(0, 5, (batch + 5, num_experts)) / 8.0])
+    cost = np.vstack([template.cost, rng.integers(0, 4, (batch + 5, num_experts)) / 2.0])
+    importance = np.concatenate([[float(template.importance)],
+                                 rng.choice([0.0, 0.5, 0.9, 1.0], batch + 5)])
+    batched = des(SelectionProblem(relevance, cost, template.max_experts, importance=importance))
+    small = des(SelectionProblem(relevance[:batch], cost[:batch], template.max_experts,
+                                 importance=importance[:batch]))
+    for b in range(relevance.shape[0]):
+        single = des(SelectionProblem(relevance[b], cost[b], template.max_experts,
+                                      importance=importance[b]))
+        for other in ([batched] if b >= batch else [batched, small]):
+            assert single.selected.tolist() == other.selected[b].tolist()
+            assert single.cost.tobytes() == other.cost[b].tobytes()
+            assert single.relevance.tobytes() == other.relevance[b].tobytes()
+            assert int(single.nodes) == int(other.nodes[b])
+            assert str(single.status) == str(other.status[b])
+
+
+def test_single_call_past_the_node_limit_is_searched_vectorised(monkeypatch):
+    """A single instance whose tree outgrows the Python search is searched again vectorised:
+    same set, cost bits and node count as the batched search."""
+    from dmoe.scheduler import _des
+
+    rng = np.random.default_rng(8)
+    logits = rng.normal(scale=0.3, size=(8, 24))
+    relevance = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    cost = rng.lognormal(size=(8, 24))
+    batched = des(SelectionProblem(relevance, cost, 6, importance=0.9))
+    assert batched.nodes.min() > 3
+    monkeypatch.setattr(_des, "_SCALAR_NODE_LIMIT", 3)
+    for b in range(8):
+        single = des(SelectionProblem(relevance[b], cost[b], 6, importance=0.9))
+        assert single.selected.tolist() == batched.selected[b].tolist()
+        assert single.cost.tobytes() == batched.cost[b].tobytes()
+        assert int(single.nodes) == int(batched.nodes[b])
+
+
+@settings(max_examples=200)
+@given(st.lists(st.one_of(st.floats(0.0, 1e6), st.sampled_from([0.0, 0.125, 3.0])), max_size=300))
+def test_numpy_sum_is_bit_identical_to_numpy(values):
+    from dmoe.scheduler._problem import numpy_sum
+
+    assert numpy_sum(values) == float(np.asarray(values, dtype=np.float64).sum())
 
 
 @settings(max_examples=100)
