@@ -17,7 +17,7 @@ from typing import Literal, Optional
 from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt,
                       create_model, field_validator, model_validator)
 
-from dmoe.common import EXECUTION_MODES, PRECISIONS
+from dmoe.common import AIR_PRESETS, EXECUTION_MODES, PRECISIONS
 from dmoe.phy.config import ChannelConfig
 
 __all__ = [
@@ -108,7 +108,7 @@ class MoESection(BaseModel):
 
     model_config = _FROZEN
 
-    task: Literal["digits", "modrec", "trace"] = Field(
+    task: Literal["digits", "modrec", "trace", "multidomain"] = Field(
         "digits", description="MoE task of `dmoe.moe` (trained on first use and cached).")
     cache_dir: Optional[str] = Field(
         None, description="Where trained models are cached (default: dmoe.moe's cache).")
@@ -125,8 +125,41 @@ class MoESection(BaseModel):
         None, ge=1, description="`trace` task: hidden width of the traced model (sets the "
         "payload size).")
     bits_per_value: StrictInt = Field(
-        8, ge=2, le=24, description="Quantisation of each hidden-state value sent over the "
-        "air (payload = width x bits_per_value bits per token and link).")
+        8, ge=2, le=24, description="Bits of each value sent over the air, 2-24 (16: "
+        "bf16-sized values). Payload of each dispatch and return link = 16 + air_width x "
+        "bits_per_value bits (a 16-bit scale header).")
+    air_width: Optional[StrictInt] = Field(
+        None, ge=1, json_schema_extra={"keyed_when_set": True}, description="Values per routed token on each dispatch and return link: "
+        "they set the payload's airtime, energy, HARQ and BLER. Unset: the model's width. At "
+        "least the model's width: the model's own quantised values travel inside the "
+        "payload, interleaved over all of it (docs/moe.md).")
+    air_preset: Optional[Literal[tuple(AIR_PRESETS)]] = Field(  # type: ignore[valid-type]
+        None, json_schema_extra={"keyed_when_set": True}, description="Payload of a "
+        "published LLM MoE: sets `air_width` to its hidden size and `bits_per_value` to 16 "
+        "(bf16), so leave both unset; K, L and the accuracy stay the model's (docs/moe.md). "
+        "Unset or `\"none\"` (to sweep against a preset): `air_width` and `bits_per_value` as "
+        "given.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_air_preset(cls, data):
+        # Resolved here, so a point's key and its row record the payload actually sent.
+        if not isinstance(data, dict):
+            return data
+        if data.get("air_preset") == "none":
+            data = {**data, "air_preset": None}
+        if data.get("air_preset") not in AIR_PRESETS:
+            return data  # no preset, or an unknown name the Literal reports
+        name = data["air_preset"]
+        preset = AIR_PRESETS[name]
+        data = dict(data)
+        for key, value in (("air_width", preset.hidden_size),
+                           ("bits_per_value", preset.bits_per_value)):
+            if data.get(key) is not None and data[key] != value:
+                raise ValueError(f"moe.{key} = {data[key]!r} conflicts with moe.air_preset = "
+                                 f"{name!r}, which sets it to {value}: leave moe.{key} unset")
+            data[key] = value
+        return data
 
 
 class PhySection(BaseModel):
@@ -337,6 +370,9 @@ def _type_text(info):
     if optional and len(args) == 1:
         annotation = args[0]
     origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return ("one of " + ", ".join(f"`{_literal(v)}`" for v in typing.get_args(annotation))
+                + (" or unset" if optional else ""))
     if origin is tuple:
         inner = _unwrap(typing.get_args(annotation)[0])
         if typing.get_origin(inner) is Literal:

@@ -25,7 +25,7 @@ from dmoe.scheduler import JointProblem
 from .config import config_columns, point_key
 from .execution import configure_device, execution_settings, model_execution, run_chunked
 from .metrics import Clock, Tally
-from .models import channel_config, check_model, check_point, load_model
+from .models import air_payload, channel_config, check_model, check_point, load_model
 from .rounds import one_round, per_token, play_round
 from .schemes import decide, get_scheme
 from .seeding import chunk_seeds, derive_seed, draw_examples, point_seeds
@@ -85,6 +85,9 @@ def run_point(config, model=None):
         tallies, seconds, chunks = _run(config, model, settings)
     wall = time.perf_counter() - started
     columns = config_columns(config)
+    if config.moe.air_width is None and isinstance(getattr(model, "width", None), int):
+        # The width actually on the air, so a sweep against a preset has one column type.
+        columns["moe.air_width"] = model.width
     rows = []
     for scheme in config.schemes:
         row = tallies[scheme].row(scheme)
@@ -181,7 +184,7 @@ def _run_scheme(scheme, config, model, state, y, rounds, rates, channel_cfg, sim
     for layer in range(model.num_layers):
         with clock("moe"):
             tokens, relevance = model.route(layer, state)
-            payload_bits = model.payload_bits(layer, bits_per_value)
+            payload_bits, layout = air_payload(config.moe, model, layer)
         problem = JointProblem(
             relevance=relevance, rate_dispatch=rate_d[:, layer], payload_bits_dispatch=payload_bits,
             rate_return=rate_u[:, layer], payload_bits_return=payload_bits,
@@ -196,7 +199,8 @@ def _run_scheme(scheme, config, model, state, y, rounds, rates, channel_cfg, sim
                              links=rounds[layer], rate_dispatch=rate_d[:, layer],
                              rate_return=rate_u[:, layer], payload_bits=payload_bits,
                              power_w=power_w, sim=sim, link_seed=seeds.link,
-                             bits_per_value=bits_per_value, corrupt=corrupt, clock=clock)
+                             bits_per_value=bits_per_value, corrupt=corrupt, clock=clock,
+                             layout=layout)
         state = outcome.state
         tally.add_round(outcome, problem.gamma)
     with clock("moe"):

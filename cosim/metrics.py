@@ -59,6 +59,13 @@ _METRICS = {
     "accuracy": _Metric(
         "task accuracy of the MoE under the scheme's decisions and the PHY",
         lambda t, per: t.accuracy("accuracy")),
+    "accuracy_ci_low": _Metric(
+        "lower end of the 95 % Wilson interval of `accuracy` (every `accuracy_<group>` has "
+        "its own `_ci_low` / `_ci_high`)",
+        lambda t, per: t.interval("accuracy")[0]),
+    "accuracy_ci_high": _Metric(
+        "upper end of the 95 % Wilson interval of `accuracy`",
+        lambda t, per: t.interval("accuracy")[1]),
     "experts_per_token": _Metric(
         "experts selected per token and layer (mean)",
         lambda t, per: per("experts", "token_layer")),
@@ -103,6 +110,10 @@ _METRICS = {
     "residual_bler": _Metric(
         "block error rate after HARQ",
         lambda t, per: _ratio(t.sums["residual_errors"], t.sums["transmitted"])),
+    "payload_bits": _Metric(
+        "bits of each dispatch and return link's payload on the air, 16 + air_width x "
+        "bits_per_value (mean over layers)",
+        lambda t, per: _ratio(t.sums["payload_bits"], t.sums["rounds"])),
     "ber": _Metric(
         "bit error rate of the payloads after HARQ",
         lambda t, per: _ratio(t.sums["bit_errors"], t.sums["bits"])),
@@ -145,7 +156,8 @@ _SUMS = ("experts", "energy_dispatch", "energy_return", "energy_compute", "plann
          "planned_return", "latency", "planned_latency", "selected_links", "failed_links",
          "transmitted", "block_errors", "residual_errors", "bit_errors", "bits",
          "retransmissions", "requirement_met", "relevance_kept", "arrived_relevance",
-         "agreement", "jaccard", "solver_time", "snr_db", "snr_count")
+         "agreement", "jaccard", "solver_time", "snr_db", "snr_count", "payload_bits",
+         "rounds")
 
 
 def metrics_reference():
@@ -242,6 +254,8 @@ class Tally:
         link_ok = dispatch.delivered & back.delivered
         sums["selected_links"] += selected.sum()
         sums["failed_links"] += (selected & ~link_ok).sum()
+        sums["payload_bits"] += outcome.payload_bits
+        sums["rounds"] += 1
         sent_d, sent_u = decision.dispatch.any(axis=-1), outcome.return_mask.any(axis=-1)
         for sent, phase in ((sent_d, dispatch), (sent_u, back)):
             sums["transmitted"] += sent.sum()
@@ -279,6 +293,13 @@ class Tally:
         correct, total = self.counts.get(name, (0, 0))
         return correct / total if total else math.nan
 
+    def interval(self, name="accuracy"):
+        """95 % Wilson interval ``(low, high)`` of the counts ``name`` (NaN without any)."""
+        from .intervals import wilson_interval
+        correct, total = self.counts.get(name, (0, 0))
+        low, high = wilson_interval(correct, total)
+        return float(low), float(high)
+
     @classmethod
     def merge(cls, tallies):
         """The tally of all tokens of several batches (chunks), in their order."""
@@ -308,6 +329,7 @@ class Tally:
         for name in self.counts:
             if name != "accuracy":
                 row[name] = self.accuracy(name)
+                row[f"{name}_ci_low"], row[f"{name}_ci_high"] = self.interval(name)
         for part in ("phy", "moe", "scheduler"):
             row[f"time_{part}_s"] = self.seconds[part]
         return {key: (float(value) if isinstance(value, (np.floating, np.integer)) else value)

@@ -11,7 +11,7 @@ from functools import lru_cache
 from .execution import resolve_device
 from .memory import check_point_memory
 
-__all__ = ["load_model", "check_point", "check_model"]
+__all__ = ["load_model", "check_point", "check_model", "air_payload"]
 
 _PROTOCOL_MEMBERS = ("num_layers", "num_experts", "tokens_per_example", "has_activations",
                      "execution", "test_data", "embed", "route", "payload_bits", "to_bits",
@@ -87,6 +87,8 @@ def check_point(config, model):
     if config.channel.distances_m is not None and len(config.channel.distances_m) != K:
         raise ValueError(f"config key 'channel.distances_m' has {len(config.channel.distances_m)}"
                          f" values: must have one per expert node, K = {K}")
+    for layer in range(L):
+        air_payload(config.moe, model, layer)
     channel_config(config, L)
     if config.execution.device is not None:
         try:
@@ -94,6 +96,47 @@ def check_point(config, model):
         except ValueError as error:
             raise ValueError(f"config key 'execution.device': {error}") from None
     check_point_memory(config, model)  # before any array of the point is allocated
+
+
+def air_payload(moe, model, layer):
+    """What each link of layer ``layer`` carries: its air payload size and the proxy's layout.
+
+    Parameters
+    ----------
+    moe : MoESection
+        ``air_width`` (None: the model's own payload) and ``bits_per_value``.
+    model : MoEProtocol
+    layer : int
+
+    Output
+    ------
+    payload_bits : int
+        ``16 + air_width * bits_per_value``, or the model's own ``payload_bits`` without
+        ``air_width``.
+    layout : dmoe.moe.PayloadLayout or None
+        Where the model's ``to_bits`` sit in that payload (``docs/moe.md``); None when the air
+        payload is the model's own, or the model has no activations.
+
+    Raises
+    ------
+    ValueError
+        Naming ``moe.air_width`` when the air payload cannot hold the model's own.
+    """
+    bits = moe.bits_per_value
+    own = int(model.payload_bits(layer, bits))
+    if moe.air_width is None:
+        return own, None
+    from dmoe.moe.payload import PayloadLayout
+    from dmoe.moe.quantize import payload_bits
+    air = payload_bits(moe.air_width, bits)
+    if not model.has_activations:
+        return air, None
+    if air < own:
+        raise ValueError(f"config key 'moe.air_width' = {moe.air_width}: the air payload "
+                         f"({air} bits at {bits} bits per value) must hold the model's own "
+                         f"{own}-bit payload; use at least the model's width")
+    layout = PayloadLayout(own, air)
+    return air, (None if layout.is_identity else layout)
 
 
 def channel_config(config, num_layers):

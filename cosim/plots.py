@@ -16,6 +16,9 @@ figure                     shows                                       needs
 ``channel_sensitivity``    accuracy and energy per channel model       ``channel.model`` or
                                                                        ``channel.profile``
 =========================  ==========================================  =====================
+
+Accuracies are drawn with their 95 % intervals (``accuracy_ci_low`` / ``accuracy_ci_high``) as
+error bars where the table has them.
 """
 
 import itertools
@@ -52,7 +55,9 @@ def _panels(table, swept, used):
     panels = []
     for values, sub in combos:
         values = values if isinstance(values, tuple) else (values,)
-        panels.append((", ".join(f"{n.split('.')[-1]}={v}" for n, v in zip(others, values)), sub))
+        # An unset setting is stored as "" (config_columns); the title says "none".
+        panels.append((", ".join(f"{n.split('.')[-1]}={'none' if v == '' else v}"
+                                 for n, v in zip(others, values)), sub))
     return panels, []
 
 
@@ -121,15 +126,41 @@ def _mean_over(sub, keys, values):
     return sub.groupby(keys, sort=True)[values].mean().reset_index()
 
 
+#: The 95 % interval columns of ``accuracy`` (``docs/cosim.md``, "95 % intervals").
+_CI = ("accuracy_ci_low", "accuracy_ci_high")
+
+
+def _with_ci(table, values):
+    """``values`` plus the accuracy interval columns when the table has them."""
+    if "accuracy" in values and set(_CI) <= set(table.columns):
+        return values + [name for name in _CI if name not in values]
+    return values
+
+
+def _draw(ax, x, rows, y, scale, style):
+    """A scheme's curve; with error bars where ``y`` is the accuracy and its interval is known.
+
+    Rows averaged over other swept fields get the mean of their bounds: wider than the
+    interval of the mean accuracy, so the bars never overstate how sure a point is.
+    """
+    if y == "accuracy" and set(_CI) <= set(rows.columns):
+        below = (rows["accuracy"] - rows["accuracy_ci_low"]).clip(lower=0) * scale
+        above = (rows["accuracy_ci_high"] - rows["accuracy"]).clip(lower=0) * scale
+        ax.errorbar(x, rows[y] * scale, yerr=[below, above], capsize=2, elinewidth=0.8, **style)
+    else:
+        ax.plot(x, rows[y] * scale, **style)
+
+
 def _tradeoff(table, swept, directory, formats):
     panels, averaged = _panels(table, swept, {"importance"})
     schemes = list(dict.fromkeys(table["scheme"]))
     fig, axes = _figure(len(panels))
     for ax, (title, sub) in zip(axes, panels):
         for scheme, rows in sub.groupby("scheme", sort=False):
-            rows = _mean_over(rows, ["importance"], ["energy_per_token_j", "accuracy"])
-            ax.plot(rows["energy_per_token_j"] * 1e3, rows["accuracy"] * 100,
-                    **_style(scheme, schemes))
+            rows = _mean_over(rows, ["importance"],
+                              _with_ci(rows, ["energy_per_token_j", "accuracy"]))
+            _draw(ax, rows["energy_per_token_j"] * 1e3, rows, "accuracy", 100,
+                  _style(scheme, schemes))
         ax.set_xlabel("energy per token (mJ)")
         ax.set_ylabel("accuracy (%)")
         ax.set_xscale("log")
@@ -146,8 +177,8 @@ def _by_x(table, swept, directory, formats, x, y, name, xlabel, ylabel, scale_y=
     fig, axes = _figure(len(panels))
     for ax, (title, sub) in zip(axes, panels):
         for scheme, rows in sub.groupby("scheme", sort=False):
-            rows = _mean_over(rows, [x], [y])
-            ax.plot(rows[x], rows[y] * scale_y, **_style(scheme, schemes))
+            rows = _mean_over(rows, [x], _with_ci(rows, [y]))
+            _draw(ax, rows[x], rows, y, scale_y, _style(scheme, schemes))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if logy:
@@ -191,10 +222,17 @@ def _channel_sensitivity(table, swept, directory, formats):
         for metric, ax, label, scale in (
                 ("accuracy", axes[2 * index], "accuracy (%)", 100),
                 ("energy_per_token_j", axes[2 * index + 1], "energy per token (mJ)", 1e3)):
-            means = sub.groupby(["channel", "scheme"])[metric].mean()
+            columns = _with_ci(sub, [metric])
+            means = sub.groupby(["channel", "scheme"])[columns].mean()
             for offset, scheme in enumerate(schemes):
-                heights = [means.get((channel, scheme), np.nan) * scale for channel in channels]
-                ax.bar(np.arange(len(channels)) + offset * width, heights, width, label=scheme)
+                picked = means.reindex([(channel, scheme) for channel in channels])
+                heights = picked[metric].to_numpy() * scale
+                errors = None
+                if len(columns) > 1:  # accuracy with its 95 % interval
+                    errors = np.clip([heights - picked[_CI[0]].to_numpy() * scale,
+                                      picked[_CI[1]].to_numpy() * scale - heights], 0, None)
+                ax.bar(np.arange(len(channels)) + offset * width, heights, width, label=scheme,
+                       yerr=errors, capsize=1.5, error_kw={"elinewidth": 0.6})
             ax.set_xticks(np.arange(len(channels)) + 0.4 - width / 2, channels, rotation=30,
                           fontsize=8)
             ax.set_ylabel(label)
@@ -289,4 +327,7 @@ def _synthetic_table(seed=0):
                          "channel.profile": "A", "mean_snr_db": power - 5 + rng.normal(),
                          "accuracy": min(1.0, 0.7 + 0.25 * rho + 0.002 * power),
                          "energy_per_token_j": energy})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    from .intervals import wilson_interval
+    low, high = wilson_interval(np.round(table["accuracy"] * 256), 256)
+    return table.assign(accuracy_ci_low=low, accuracy_ci_high=high)

@@ -12,6 +12,11 @@ round"):
    delivered (``"drop"``), or every computed expert with its bit errors (``"corrupt"``).
 
 A model without activations (a gate trace) sends only payload sizes; its failures are drops.
+
+Each link carries an air payload of ``16 + air_width x B`` bits (``[moe] air_width``, by default
+the model's own width): its size sets airtime, energy, HARQ and BLER, and the model's own
+quantised bits travel inside it, interleaved over all of it (:class:`~dmoe.moe.PayloadLayout`),
+so with ``"corrupt"`` they see the air payload's bit errors.
 """
 
 import dataclasses
@@ -119,8 +124,14 @@ def per_token(links, tokens_per_example):
     return type(links)(**values)
 
 
-def _transmit(sim, links_round, mask, payload_bits, payload, seed, direction, planned):
-    """Realise one phase for every link."""
+def _transmit(sim, links_round, mask, payload_bits, payload, seed, direction, planned,
+              layout=None):
+    """Realise one phase for every link.
+
+    ``payload`` [T, K, proxy_bits] are the model's own bits (or None); they travel inside the
+    ``payload_bits``-bit air payload as ``layout`` (a :class:`~dmoe.moe.PayloadLayout`, None for
+    the identity) places them, and ``received`` holds them as decoded.
+    """
     num_tokens, num_experts = mask.shape[:2]
     used = mask.any(axis=-1)
     if sim is None:  # fidelity = "ideal": everything arrives as planned
@@ -128,18 +139,38 @@ def _transmit(sim, links_round, mask, payload_bits, payload, seed, direction, pl
         zeros = np.zeros((num_tokens, num_experts))
         return Phase(delivered=used, energy_j=energy, airtime_s=airtime, block_error=zeros,
                      bit_errors=zeros, retransmissions=zeros, received=payload)
+    identity = layout is None or layout.is_identity
+    air = None
+    if payload is not None and identity:
+        air = payload
+    elif payload is not None and sim.fidelity == "link":
+        air = layout.embed(payload)          # the bit-true chain decodes the real air payload
     out = sim.transmit(links_round, payload_bits=int(payload_bits), subcarriers=mask[:, None],
                        mcs=None, direction=direction,
-                       payload=None if payload is None else payload[:, None], seed=int(seed))
-    received = getattr(out, "received", None)
+                       payload=None if air is None else air[:, None], seed=int(seed))
+    bit_errors = np.asarray(out.bit_errors, dtype=np.float64)[:, 0]
+    received = None
+    if air is not None:
+        received = np.asarray(out.received)[:, 0]
+        if not identity:
+            received = layout.extract(received)
+    elif payload is not None:
+        # The abstraction's failed blocks have i.i.d. bit errors: place the link's count on the
+        # air payload and keep those on the model's bits (docs/moe.md), without [T, K, air]
+        # arrays.
+        received = payload.copy()
+        hit = bit_errors > 0
+        received[hit] = layout.apply_bit_errors(
+            payload[hit], bit_errors[hit].astype(np.int64),
+            np.random.default_rng(derive_seed(seed, "payload")))
     return Phase(
         delivered=np.asarray(out.delivered)[:, 0] & used,
         energy_j=np.asarray(out.energy_j, dtype=np.float64)[:, 0],
         airtime_s=np.asarray(out.airtime_s, dtype=np.float64)[:, 0],
         block_error=np.asarray(out.block_error, dtype=np.float64)[:, 0],
-        bit_errors=np.asarray(out.bit_errors, dtype=np.float64)[:, 0],
+        bit_errors=bit_errors,
         retransmissions=np.asarray(out.retransmissions, dtype=np.float64)[:, 0],
-        received=None if received is None or payload is None else np.asarray(received)[:, 0])
+        received=received)
 
 
 def _expert_outputs(model, layer, tokens_sent, received_bits, bits_per_value, errors):
@@ -160,7 +191,7 @@ def _expert_outputs(model, layer, tokens_sent, received_bits, bits_per_value, er
 
 def play_round(model, layer, state, tokens, relevance, decision, *, links, rate_dispatch,
                rate_return, payload_bits, power_w, sim, link_seed, bits_per_value, corrupt,
-               clock):
+               clock, layout=None):
     r"""Run one round of the protocol for a batch of routed tokens.
 
     Parameters
@@ -178,6 +209,7 @@ def play_round(model, layer, state, tokens, relevance, decision, *, links, rate_
     rate_dispatch, rate_return : [T, K, N], float64
         This round's planning rates.
     payload_bits : int
+        Bits of each link's air payload (what is planned, sent, timed and costed).
     power_w : float
         Power per subcarrier.
     sim : LinkSimulator or None
@@ -189,6 +221,9 @@ def play_round(model, layer, state, tokens, relevance, decision, *, links, rate_
         Failed blocks are delivered with their bit errors (``phy.on_failure = "corrupt"``).
     clock : callable
         ``clock(part)`` is a context that times ``"phy"`` or ``"moe"``.
+    layout : PayloadLayout or None
+        Where the model's ``to_bits`` sit in the air payload (``layout.air_bits ==
+        payload_bits``); None when the air payload is the model's own.
 
     Output
     ------
@@ -210,7 +245,8 @@ def play_round(model, layer, state, tokens, relevance, decision, *, links, rate_
                 sent_bits[:, None, :], (num_tokens, num_experts, sent_bits.shape[1])))
     with clock("phy"):
         dispatch = _transmit(sim, links, decision.dispatch, payload_bits, payload,
-                             derive_seed(link_seed, layer, "dispatch"), "dispatch", planned_d)
+                             derive_seed(link_seed, layer, "dispatch"), "dispatch", planned_d,
+                             layout)
     reached_node = dispatch.delivered | (corrupt & selected)
     if activations:
         with clock("moe"):
@@ -225,7 +261,8 @@ def play_round(model, layer, state, tokens, relevance, decision, *, links, rate_
         back = _transmit(sim, links, return_mask, payload_bits,
                          out_bits if (corrupt and sim is not None) else None,
                          derive_seed(link_seed, layer, "return"), "return",
-                         link_energy_airtime(rate_return, return_mask, payload_bits, power_w))
+                         link_energy_airtime(rate_return, return_mask, payload_bits, power_w),
+                         layout)
     received = None
     if corrupt:
         arrived = selected & reached_node & return_mask.any(axis=-1)

@@ -54,9 +54,14 @@ def derive_seed(*parts):
 
 
 
+#: ``[moe]`` settings of the payload on the air, not of the MoE itself.
+_PAYLOAD_KEYS = ("bits_per_value", "air_width", "air_preset")
+
+
 def moe_key(config):
-    """The MoE's identity in seeds: not where it is cached or how payloads are quantised."""
-    return config.moe.model_dump(mode="json", exclude={"cache_dir", "bits_per_value"})
+    """The MoE's identity in seeds: not where it is cached nor what its payloads look like (so
+    points that differ only in the payload see the same tokens and channels)."""
+    return config.moe.model_dump(mode="json", exclude={"cache_dir", *_PAYLOAD_KEYS})
 
 
 def channel_key(config):
@@ -96,6 +101,10 @@ def point_seeds(config):
     for name in ("phy", "execution", "schemes"):
         decision_key.pop(name)
     decision_key["moe"].pop("cache_dir")
+    # A scheme's own randomness (e.g. `random`'s picks) does not change with the air payload's
+    # size, so payload sizes are compared on the same picks.
+    for name in ("air_width", "air_preset"):
+        decision_key["moe"].pop(name, None)
     return PointSeeds(
         channel=derive_seed(config.seed, "channel", channel, moe, tokens),
         link=derive_seed(config.seed, "link", channel, moe, tokens,

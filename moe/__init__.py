@@ -25,6 +25,8 @@ _HOME = {
     "EXECUTION_MODES": "dmoe.common",
     "payload_bits": "quantize", "to_bits": "quantize", "from_bits": "quantize",
     "quantization_step": "quantize",
+    "AIR_PRESETS": "payload", "AirPreset": "payload", "air_preset": "payload",
+    "PayloadLayout": "payload", "payload_layout": "payload",
 }
 
 __all__ = list(_HOME)

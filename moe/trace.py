@@ -242,15 +242,17 @@ class TraceMoE:
         return None, self.relevance(layer, state).astype(np.float64)
 
     def evaluate(self, state, y=None):
-        """Arrived relevance mass against its most, tokens x layers (``y`` is ignored).
+        """Arrived relevance mass per token against its most (``y`` is ignored).
 
         Output
         ------
         counts : dict
-            ``{"accuracy": (arrived_mass, batch * L)}``: the retained-mass accuracy of
-            :meth:`accuracy`, realised over the links.
+            ``{"accuracy": (arrived_mass / L, batch)}``: the retained-mass accuracy of
+            :meth:`accuracy`, realised over the links. Each token adds its mean arrived mass
+            over the layers, a value in [0, 1], so the tokens are the independent trials of the
+            row's interval (``docs/cosim.md``).
         """
-        return {"accuracy": (state.arrived_mass, len(state.tokens) * self.num_layers)}
+        return {"accuracy": (state.arrived_mass / self.num_layers, len(state.tokens))}
 
     def relevance(self, layer, hidden):
         """Recorded relevance ``[batch, K]`` float32 of tokens ``hidden`` at ``layer``."""
