@@ -20,9 +20,26 @@ from dmoe.moe._execution import DEFAULT_EXECUTION, EXECUTION_MODES, check_execut
 from dmoe.moe.config import MoEConfig
 from dmoe.moe.network import MoENetwork, renormalised_weights
 
-__all__ = ["MoEModel", "SELECTIONS", "EXECUTION_MODES"]
+__all__ = ["MoEModel", "SELECTIONS", "EXECUTION_MODES", "save_network"]
 
 SELECTIONS = ("top_k", "bottom_k", "least_relevant", "random", "all", "none")
+
+
+def save_network(network, path):
+    """Write a Keras network atomically to ``path`` (``.keras``; temporary file + ``os.replace``)."""
+    path = os.fspath(path)
+    if not path.endswith(".keras"):
+        raise ValueError(f"path must end in '.keras', got {path!r}")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".keras", dir=directory)
+    os.close(handle)
+    try:
+        network.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 @dataclass(frozen=True)
@@ -436,19 +453,7 @@ class MoEModel:
     # ------------------------------------------------------------------ save and load
     def save(self, path):
         """Write the model atomically to ``path`` (a ``.keras`` file; the config rides inside)."""
-        path = os.fspath(path)
-        if not path.endswith(".keras"):
-            raise ValueError(f"path must end in '.keras', got {path!r}")
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(suffix=".keras", dir=directory)
-        os.close(handle)
-        try:
-            self.network.save(temporary)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
+        save_network(self.network, path)
 
     @classmethod
     def load(cls, path):
