@@ -39,7 +39,7 @@ def _point(tokens, fidelity, bits_per_value=None, schemes=None):
 
 
 def measure(tokens, fidelity, repeats=1, bits_per_value=None, schemes=None):
-    from dmoe.cosim.engine import load_model, run_point
+    from dmoe.cosim import load_model, run_point
     from dmoe.cosim.config import StudyConfig
 
     config = StudyConfig.model_validate(_point(tokens, fidelity, bits_per_value, schemes))
@@ -88,7 +88,7 @@ def main(argv=None):
         except Exception as error:  # report, do not hide, a fidelity that cannot run
             results.append({"fidelity": fidelity, "tokens": tokens,
                             "error": f"{type(error).__name__}: {error}"})
-    from dmoe.cosim.engine import run_metadata
+    from dmoe.cosim.execution import run_metadata
     report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                           **run_metadata()},
               "results": results}

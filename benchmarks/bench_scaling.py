@@ -83,7 +83,7 @@ def engine_modes():
 
 def measure_point(config, repeats):
     """Best-of-``repeats`` wall time of one point, after a warm-up of the same shape."""
-    from dmoe.cosim.engine import load_model, run_point
+    from dmoe.cosim import load_model, run_point
     from dmoe.cosim.config import StudyConfig
 
     config = StudyConfig.model_validate(config)
@@ -230,7 +230,7 @@ def main(argv=None):
                           repeats)
             print(_channel_row(result), flush=True)
 
-    from dmoe.cosim.engine import run_metadata
+    from dmoe.cosim.execution import run_metadata
     report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                           **run_metadata()},
               "engine_modes": list(accepted), "schemes": schemes,

@@ -17,8 +17,10 @@ __all__ = [
     "SCHEMES", "StudyConfig", "ChannelSection", "MoESection", "PhySection", "ExecutionSection",
     "config_reference", "Study", "Point", "load_study", "expand_study", "derive_seed",
     "default_study_path",
-    # engine, execution, results
-    "run_point", "METRIC_COLUMNS", "NONDETERMINISTIC_COLUMNS", "Decision", "decide",
+    # engine, the MoE interface, schemes, metrics
+    "run_point", "MoEProtocol", "load_model", "METRIC_COLUMNS", "NONDETERMINISTIC_COLUMNS",
+    "Tally", "Decision", "SchemeOptions", "decide", "register_scheme", "registered_schemes",
+    # execution, results
     "Executor", "SerialExecutor", "RunSummary", "run_study", "ResultStore", "read_results",
     "plot_results",
 ]
@@ -28,9 +30,11 @@ _HOME = {
     "MoESection": "config", "PhySection": "config", "ExecutionSection": "config",
     "config_reference": "config",
     "Study": "study", "Point": "study", "load_study": "study", "expand_study": "study",
-    "derive_seed": "study", "default_study_path": "study",
-    "run_point": "engine", "METRIC_COLUMNS": "engine", "NONDETERMINISTIC_COLUMNS": "engine",
-    "Decision": "schemes", "decide": "schemes",
+    "derive_seed": "seeding", "default_study_path": "study",
+    "run_point": "engine", "load_model": "models",
+    "METRIC_COLUMNS": "metrics", "NONDETERMINISTIC_COLUMNS": "metrics", "Tally": "metrics",
+    "Decision": "schemes", "SchemeOptions": "schemes", "decide": "schemes",
+    "register_scheme": "schemes", "registered_schemes": "schemes",
     "Executor": "runner", "SerialExecutor": "runner", "RunSummary": "runner",
     "run_study": "runner",
     "ResultStore": "store", "read_results": "store",
@@ -39,6 +43,10 @@ _HOME = {
 
 
 def __getattr__(name):
+    if name == "MoEProtocol":
+        from dmoe.moe.protocol import MoEProtocol
+        globals()[name] = MoEProtocol
+        return MoEProtocol
     if name in _HOME:
         value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
         globals()[name] = value

@@ -9,10 +9,14 @@ The reference table in ``docs/cosim.md`` is generated from these models by
 :func:`config_reference`; edit the ``description`` of a field here, never the doc.
 """
 
+import json
+import typing
 from typing import Literal, Optional
 
 from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt,
                       field_validator, model_validator)
+
+from dmoe.common import EXECUTION_MODES, PRECISIONS
 
 __all__ = [
     "SCHEMES",
@@ -22,9 +26,11 @@ __all__ = [
     "ExecutionSection",
     "StudyConfig",
     "config_reference",
+    "point_key",
+    "config_columns",
 ]
 
-#: Every scheme a study may name (see ``docs/cosim.md``, "Schemes").
+#: The built-in schemes (``docs/cosim.md``, "Schemes"); ``dmoe.cosim.register_scheme`` adds more.
 SCHEMES = (
     "des",
     "jesa",
@@ -42,8 +48,6 @@ SCHEMES = (
 )
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
-
-SchemeName = Literal[SCHEMES]  # type: ignore[valid-type]
 
 
 class ChannelSection(BaseModel):
@@ -154,12 +158,12 @@ class ExecutionSection(BaseModel):
 
     model_config = _FROZEN
 
-    mode: Literal["eager", "graph", "xla"] = Field(
+    mode: Literal[EXECUTION_MODES] = Field(  # type: ignore[valid-type]
         "graph", description="TensorFlow execution of the phy and moe functions: eager, "
         "compiled graphs (`tf.function`) or XLA-compiled graphs (`jit_compile=True`; the "
         "Sionna channel draws then give other realisations for the same seed than eager and "
         "graph do, see docs/scaling.md).")
-    precision: Literal["single", "double"] = Field(
+    precision: Literal[PRECISIONS] = Field(  # type: ignore[valid-type]
         "single", description="Float precision of the channel and link simulation: `single` "
         "(float32 / complex64) or `double` (float64 / complex128). The MoE always runs in "
         "float32, the precision it was trained in.")
@@ -183,10 +187,11 @@ class StudyConfig(BaseModel):
                       "derived from it and the point's settings.")
     num_tokens: StrictInt = Field(256, ge=1, description="Test samples (tokens) pushed through the "
                             "protocol per point.")
-    schemes: tuple[SchemeName, ...] = Field(
+    schemes: tuple[str, ...] = Field(
         ("des", "jesa", "top_k"), min_length=1,
         description="Schemes compared at every point, on the same tokens and channel draws: "
-        + ", ".join(f"`{name}`" for name in SCHEMES) + ".")
+        + ", ".join(f"`{name}`" for name in SCHEMES) + ", or a name registered with "
+        "`dmoe.cosim.register_scheme`.")
     importance: StrictFloat = Field(0.9, ge=0, le=1, description="Importance factor rho: relevance "
                               "required = rho x (sum of the D largest relevances).")
     layer_importance: Optional[tuple[StrictFloat, ...]] = Field(
@@ -225,9 +230,22 @@ class StudyConfig(BaseModel):
                 "expert's link needs its own subcarrier")
         return self
 
+    @field_validator("schemes")
+    @classmethod
+    def _registered(cls, value):
+        # The registry imports the scheduler (scipy): only when a config is validated.
+        from .schemes import registered_schemes
+        known = registered_schemes()
+        unknown = [name for name in value if name not in known]
+        if unknown:
+            raise ValueError(f"unknown scheme(s) {unknown}: must be among {', '.join(known)} "
+                             "(or registered with dmoe.cosim.register_scheme)")
+        return value
+
     @model_validator(mode="after")
     def _layerwise_needs_vector(self):
-        needs = [s for s in self.schemes if s.endswith("_layerwise")]
+        from .schemes import get_scheme
+        needs = [s for s in self.schemes if get_scheme(s).layerwise]
         if needs and self.layer_importance is None:
             raise ValueError(f"schemes {needs} need `layer_importance` (one rho per layer)")
         if len(set(self.schemes)) != len(self.schemes):
@@ -235,16 +253,58 @@ class StudyConfig(BaseModel):
         return self
 
 
+def point_key(config):
+    """Canonical key of a point: its resolved config as sorted compact JSON.
+
+    Parameters
+    ----------
+    config : StudyConfig
+
+    Output
+    ------
+    key : str
+    """
+    return json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def config_columns(config):
+    """The point's settings as flat ``{dotted key: scalar}`` columns (lists as JSON text).
+
+    Parameters
+    ----------
+    config : StudyConfig
+
+    Output
+    ------
+    columns : dict
+        ``schemes`` is left out (every row names its own scheme); unset values are ``""``.
+    """
+    columns = {}
+
+    def walk(mapping, prefix):
+        for name, value in mapping.items():
+            if name == "schemes":
+                continue
+            if isinstance(value, dict):
+                walk(value, prefix + name + ".")
+            elif isinstance(value, (list, tuple)):
+                columns[prefix + name] = json.dumps(list(value))
+            elif value is None:
+                columns[prefix + name] = ""
+            else:
+                columns[prefix + name] = value
+    walk(config.model_dump(mode="json"), "")
+    return columns
+
+
 def _unwrap(annotation):
     """``int`` for ``StrictInt`` (``Annotated[int, Strict()]``), unchanged otherwise."""
-    import typing
     while typing.get_origin(annotation) is typing.Annotated:
         annotation = typing.get_args(annotation)[0]
     return annotation
 
 
 def _type_text(info):
-    import typing
     annotation = _unwrap(info.annotation)
     args = [_unwrap(a) for a in typing.get_args(annotation) if a is not type(None)]
     optional = len(args) < len(typing.get_args(annotation))

@@ -25,15 +25,13 @@ from typing import Optional
 
 import numpy as np
 
+from dmoe.common import (EXECUTION_MODES, PRECISIONS, check_execution, check_precision,
+                         numpy_dtypes)
+from dmoe.common import compile_function as _compile
+
 __all__ = ["EXECUTION_MODES", "PRECISIONS", "ExecutionSettings", "ChunkedResult",
            "configure_device", "enable_memory_growth", "resolve_device", "compile_function", "execution_scope",
-           "run_chunked"]
-
-#: How TensorFlow code runs: eagerly, as a graph (``tf.function``) or XLA-compiled.
-EXECUTION_MODES = ("eager", "graph", "xla")
-
-#: Floating-point precision: ``single`` (float32 / complex64), ``double`` (float64 / complex128).
-PRECISIONS = ("single", "double")
+           "run_chunked", "execution_settings", "model_execution", "run_metadata"]
 
 
 @dataclass(frozen=True)
@@ -71,12 +69,8 @@ class ExecutionSettings:
     memory_growth: bool = True
 
     def __post_init__(self):
-        if self.mode not in EXECUTION_MODES:
-            raise ValueError(f"mode must be one of {', '.join(EXECUTION_MODES)}, "
-                             f"got {self.mode!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
-                             f"got {self.precision!r}")
+        check_execution(self.mode, "mode")
+        check_precision(self.precision)
         if self.device is not None and not (isinstance(self.device, str) and self.device):
             raise ValueError(f"device must be a TensorFlow device name such as '/GPU:0' or "
                              f"None, got {self.device!r}")
@@ -99,12 +93,12 @@ class ExecutionSettings:
     @property
     def float_dtype(self):
         """``"float32"`` or ``"float64"``."""
-        return "float32" if self.precision == "single" else "float64"
+        return np.dtype(numpy_dtypes(self.precision)[0]).name
 
     @property
     def complex_dtype(self):
         """``"complex64"`` or ``"complex128"``."""
-        return "complex64" if self.precision == "single" else "complex128"
+        return np.dtype(numpy_dtypes(self.precision)[1]).name
 
     def record(self, device=None, chunk_size_used=None):
         """The columns every result row carries.
@@ -223,10 +217,7 @@ def compile_function(function, settings):
         ``function`` itself (eager), ``tf.function(function)`` (graph) or
         ``tf.function(function, jit_compile=True)`` (xla).
     """
-    if settings.mode == "eager":
-        return function
-    import tensorflow as tf
-    return tf.function(function, jit_compile=settings.jit_compile)
+    return _compile(function, settings.mode)
 
 
 @contextlib.contextmanager
@@ -385,3 +376,48 @@ def run_chunked(function, batch, chunk_size=None, min_chunk_size=1, combine=None
     output = _concatenate(parts) if combine is None else combine(parts)
     return ChunkedResult(output=output, chunk_size=size, num_chunks=len(parts),
                          halvings=halvings)
+
+
+def execution_settings(execution):
+    """The :class:`ExecutionSettings` of an ``[execution]`` section."""
+    return ExecutionSettings(mode=execution.mode, precision=execution.precision,
+                             device=execution.device, chunk_size=execution.chunk_size)
+
+
+@contextlib.contextmanager
+def model_execution(settings, model):
+    """Run the block in the settings' mode, on their device, with ``model.execution`` set to
+    that mode (restored afterwards)."""
+    before = model.execution
+    model.execution = settings.mode
+    try:
+        with execution_scope(settings):
+            yield
+    finally:
+        model.execution = before
+
+
+def run_metadata(config=None):
+    """How results are made: library versions, device, execution mode (and config, seed).
+
+    Output
+    ------
+    metadata : dict, JSON-serialisable
+    """
+    from importlib import metadata as md
+    import tensorflow as tf
+    versions = {}
+    for dist in ("dmoe", "tensorflow", "keras", "sionna-no-rt", "numpy", "scipy", "pydantic",
+                 "pyarrow", "pandas"):
+        try:
+            versions[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            versions[dist] = None
+    gpus = tf.config.list_logical_devices("GPU")
+    out = {"versions": versions, "device": gpus[0].name if gpus else "/device:CPU:0"}
+    if config is not None:
+        out.update(execution_mode=config.execution.mode,
+                   precision=config.execution.precision,
+                   chunk_size=config.execution.chunk_size, seed=config.seed,
+                   config=config.model_dump(mode="json"))
+    return out

@@ -7,10 +7,13 @@ today; a process pool or a Ray executor (issue 7) implements the same one method
 identical results, because every random stream of a point derives from its config.
 """
 
+import functools
 import time
 from dataclasses import dataclass
 
-from .engine import run_metadata, run_point
+from .engine import run_point
+from .execution import enable_memory_growth, run_metadata
+from .models import check_model, check_point, load_model
 from .store import ResultStore
 
 __all__ = ["Executor", "SerialExecutor", "RunSummary", "run_study", "preflight"]
@@ -60,34 +63,33 @@ class RunSummary:
     results_path: str
 
 
-def _run_config(point):
+def _run_config(point, model=None):
     # Module-level so a process or Ray executor can pickle it.
-    return run_point(point.config)
+    return run_point(point.config, model=model)
 
 
-def preflight(study):
+def preflight(study, model=None):
     """Check every point against its MoE before anything is written.
 
-    Loads (training on first use) each distinct MoE of the study and checks D, k, layer-wise
-    rho and distances against its K and L, and the channel settings with ``dmoe.phy``.
+    Loads (training on first use) each distinct MoE of the study, or takes ``model``, and
+    checks D, k, layer-wise rho and distances against its K and L, and the channel settings
+    with ``dmoe.phy``.
 
     Raises
     ------
     ValueError
         Naming the offending key.
     """
-    from .engine import check_point, load_model
     for point in study.points:
-        model = load_model(point.config.moe)
         try:
-            check_point(point.config, model)
+            check_point(point.config, model or load_model(point.config.moe))
         except ValueError as error:
             swept = ", ".join(f"{k}={v!r}" for k, v in point.swept.items())
             raise ValueError(f"{error}" + (f" [at sweep point {swept}]" if swept else "")) \
                 from None
 
 
-def run_study(study, directory, executor=None, progress=True):
+def run_study(study, directory, executor=None, progress=True, model=None):
     r"""Run every point of a study not yet in ``directory`` and write the results table.
 
     Parameters
@@ -101,6 +103,9 @@ def run_study(study, directory, executor=None, progress=True):
         Default :class:`SerialExecutor`.
     progress : bool
         Show a tqdm bar (points done, ETA) on stderr.
+    model : MoEProtocol or None
+        Run every point on this MoE instead of the one its ``[moe]`` names (see
+        :func:`~dmoe.cosim.run_point`); a process or Ray executor must be able to pickle it.
 
     Output
     ------
@@ -110,11 +115,12 @@ def run_study(study, directory, executor=None, progress=True):
     -------
     >>> summary = run_study(load_study("configs/tradeoff.toml"), "results/tradeoff")  # doctest: +SKIP
     """
-    from .execution import enable_memory_growth
     executor = executor or SerialExecutor()
+    if model is not None:
+        check_model(model)
     started = time.perf_counter()
     enable_memory_growth()  # before the preflight's model loads initialise the GPUs
-    preflight(study)
+    preflight(study, model)
     store = ResultStore(directory)
     metadata = run_metadata()
     metadata.update(executor=executor.name, seed=study.points[0].config.seed,
@@ -128,7 +134,9 @@ def run_study(study, directory, executor=None, progress=True):
         bar = tqdm(total=len(study.points), initial=len(study.points) - len(todo),
                    unit="point", desc="dmoe run", dynamic_ncols=True)
     try:
-        for point, rows in executor.map(_run_config, todo):
+        function = _run_config if model is None else functools.partial(_run_config,
+                                                                       model=model)
+        for point, rows in executor.map(function, todo):
             store.write_point(point, rows, {
                 "point_id": point.point_id, "index": point.index, "seed": point.seed,
                 "key": point.key, "swept": point.swept, "executor": executor.name,

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from .config import StudyConfig
+from .config import StudyConfig, point_key
+from .seeding import derive_seed
 
 __all__ = [
     "Point",
@@ -87,29 +88,6 @@ class Study:
         for dotted, values in self.axes.items():
             _set(resolved, dotted, list(values))
         return resolved
-
-
-def derive_seed(*parts):
-    """A deterministic 31-bit seed from any JSON-serialisable parts.
-
-    Parameters
-    ----------
-    *parts : JSON-serialisable
-        E.g. ``(run_seed, point_key, "channel")``.
-
-    Output
-    ------
-    seed : int
-        In ``[0, 2**31 - 1)``, identical on every machine and Python version.
-
-    Example
-    -------
-    >>> derive_seed(1, "a") == derive_seed(1, "a") != derive_seed(2, "a")
-    True
-    """
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % (2**31 - 1)
 
 
 def default_study_path():
@@ -190,7 +168,7 @@ def expand_study(raw, axes=None):
         for dotted, value in swept.items():
             _set(concrete, dotted, value)
         config = _validate(concrete, swept)
-        key = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        key = point_key(config)
         points.append(Point(
             index=index, config=config, swept=swept, key=key,
             point_id=hashlib.sha256(key.encode("utf-8")).hexdigest()[:16],

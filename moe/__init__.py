@@ -7,14 +7,15 @@ scores) and ``multidomain`` (a token-level transformer MoE on generated multi-do
 See ``docs/moe.md``.
 """
 
-from dmoe.phy._compat import check_versions as _check_versions
+from dmoe.common import check_versions as _check_versions
 
 _check_versions(("tensorflow", "numpy"))
 
 from dmoe.moe.config import TASKS, MoEConfig  # noqa: E402
 from dmoe.moe.defaults import (  # noqa: E402
     DEFAULT_CONFIGS, default_cache_dir, load_default_moe, load_trained_moe)
-from dmoe.moe.model import EXECUTION_MODES, SELECTIONS, MoEModel  # noqa: E402
+from dmoe.common import EXECUTION_MODES  # noqa: E402
+from dmoe.moe.model import SELECTIONS, MoEModel  # noqa: E402
 from dmoe.moe.network import MoELayer, MoENetwork  # noqa: E402
 from dmoe.moe.quantize import from_bits, payload_bits, quantization_step, to_bits  # noqa: E402
 from dmoe.moe.sensitivity import (  # noqa: E402

@@ -14,13 +14,14 @@ import numpy as np
 import tensorflow as tf
 import keras
 
+from dmoe.common import DEFAULT_EXECUTION, check_execution, compile_function
+from dmoe.scheduler import top_d_mask
 from dmoe.moe import quantize as _quantize
 from dmoe.moe._data import load_task_data
-from dmoe.moe._execution import DEFAULT_EXECUTION, EXECUTION_MODES, check_execution
 from dmoe.moe.config import MoEConfig
 from dmoe.moe.network import MoENetwork, renormalised_weights
 
-__all__ = ["MoEModel", "SELECTIONS", "EXECUTION_MODES", "save_network"]
+__all__ = ["MoEModel", "SELECTIONS", "save_network"]
 
 SELECTIONS = ("top_k", "bottom_k", "least_relevant", "random", "all", "none")
 
@@ -83,7 +84,7 @@ class MoEModel:
     config : MoEConfig
     network : MoENetwork
     execution : str
-        Settable: how the TensorFlow functions run (one of :data:`EXECUTION_MODES`).
+        Settable: how the TensorFlow functions run (one of :data:`dmoe.common.EXECUTION_MODES`).
 
     Example
     -------
@@ -96,7 +97,10 @@ class MoEModel:
     >>> np.mean(np.argmax(model.head(h), axis=1) == y)
     """
 
-    kind = "keras"
+    #: Protocol constants (:class:`~dmoe.moe.MoEProtocol`): one routed token per example, and
+    #: real activations that travel and can be corrupted.
+    tokens_per_example = 1
+    has_activations = True
 
     def __init__(self, network, config, data=None, execution=DEFAULT_EXECUTION):
         if not isinstance(network, MoENetwork):
@@ -145,11 +149,7 @@ class MoEModel:
         hidden_spec = tf.TensorSpec([None, width], f32)
 
         def compiled(function, signature):
-            if mode == "eager":
-                return function
-            # jit_compile=None (not False) for graph: exactly the tf.function used before modes.
-            return tf.function(function, input_signature=signature,
-                               jit_compile=True if mode == "xla" else None)
+            return compile_function(function, mode, input_signature=signature)
 
         def combine_of(layer):
             def combine(hidden, outputs, selected, weights, use_relevance):
@@ -333,6 +333,37 @@ class MoEModel:
         """
         return self._functions().head(self._hidden(hidden)).numpy()
 
+    def route(self, layer, hidden):
+        """What layer ``layer`` sends (:class:`~dmoe.moe.MoEProtocol`): the state itself.
+
+        Input
+        -----
+        layer : int
+        hidden : [batch, width], float
+
+        Output
+        ------
+        tokens : [batch, width], float (``hidden``)
+        relevance : [batch, K], float64
+        """
+        return hidden, self.relevance(layer, hidden).astype(np.float64)
+
+    def evaluate(self, hidden, y):
+        """Correct predictions of the final state (:class:`~dmoe.moe.MoEProtocol`).
+
+        Input
+        -----
+        hidden : [batch, width], float
+        y : [batch], int
+
+        Output
+        ------
+        counts : dict
+            ``{"accuracy": (correct, batch)}``, ints.
+        """
+        predictions = np.argmax(self.head(hidden), axis=-1)
+        return {"accuracy": (int(np.sum(predictions == np.asarray(y))), len(predictions))}
+
     def select(self, relevance, selection="top_k", k=2, rng=None):
         """Expert mask of a named rule.
 
@@ -367,11 +398,7 @@ class MoEModel:
             scores = rng.random(relevance.shape)
         else:
             scores = relevance if selection == "top_k" else -relevance
-        # Stable sort: among equal scores the lower index comes first, as in tf.math.top_k.
-        order = np.argsort(-np.asarray(scores, np.float32), axis=1, kind="stable")[:, :int(k)]
-        selected = np.zeros((batch, self.num_experts), bool)
-        np.put_along_axis(selected, order, True, axis=1)
-        return selected
+        return top_d_mask(np.asarray(scores, np.float32), int(k))
 
     def accuracy(self, x, y, selection="top_k", k=2, seed=0):
         """Task accuracy of a whole pass with one selection rule at every layer.

@@ -13,7 +13,7 @@ import tensorflow as tf
 import keras
 
 from dmoe.moe import quantize as _quantize
-from dmoe.moe._execution import DEFAULT_EXECUTION, check_execution
+from dmoe.common import DEFAULT_EXECUTION, check_execution
 from dmoe.moe._sequences import DOMAINS, load_sequence_data
 from dmoe.moe.config import MoEConfig
 from dmoe.moe.network import renormalised_weights

@@ -9,14 +9,32 @@ accuracy: it says how much of the router's own weight survived, not whether the 
 """
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
+from dmoe.common import DEFAULT_EXECUTION, check_execution
 from dmoe.moe import quantize as _quantize
-from dmoe.moe._execution import DEFAULT_EXECUTION, check_execution
 from dmoe.moe.config import MoEConfig
 
-__all__ = ["TraceMoE", "record_trace", "load_trace"]
+__all__ = ["TraceMoE", "TraceState", "record_trace", "load_trace"]
+
+
+@dataclass(frozen=True)
+class TraceState:
+    """Coordinator state of a trace in the co-simulation: tokens and the relevance that arrived.
+
+    Attributes
+    ----------
+    tokens : [batch], int64
+        Token indices into the trace.
+    arrived_mass : float
+        Relevance of the experts whose outputs arrived, summed over tokens and the layers
+        combined so far.
+    """
+
+    tokens: np.ndarray
+    arrived_mass: float = 0.0
 
 
 def load_trace(path):
@@ -97,7 +115,8 @@ def record_trace(model, x, path, selection="top_k", k=2):
 class TraceMoE:
     r"""Recorded gate scores behind the same layer-by-layer interface as :class:`MoEModel`.
 
-    Hidden state = token index ``[batch]`` int64. ``embed`` checks the indices,
+    Hidden state = token index ``[batch]`` int64 (or a :class:`TraceState` carrying them, as
+    :meth:`embed` returns for the co-simulation). ``embed`` checks the indices,
     ``relevance(layer, hidden)`` reads the recorded scores, ``apply_layer`` returns the indices
     unchanged, ``retained_mass`` scores a selection; ``expert_outputs``, ``combine`` and ``head``
     raise ``NotImplementedError`` (a trace has no activations). ``payload_bits`` uses
@@ -123,7 +142,10 @@ class TraceMoE:
     >>> model.accuracy(tokens, target, selection="top_k", k=2)   # retained relevance mass
     """
 
-    kind = "trace"
+    #: Protocol constants (:class:`~dmoe.moe.MoEProtocol`): one routed token per example, and
+    #: no activations (failures are drops; accuracy is the relevance mass that arrived).
+    tokens_per_example = 1
+    has_activations = False
 
     def __init__(self, gates, config, execution=DEFAULT_EXECUTION):
         gates = np.asarray(gates, dtype=np.float32)
@@ -159,6 +181,8 @@ class TraceMoE:
         return int(layer)
 
     def _tokens(self, hidden):
+        if isinstance(hidden, TraceState):
+            hidden = hidden.tokens
         hidden = np.asarray(hidden)
         if hidden.ndim != 1 or not np.issubdtype(hidden.dtype, np.integer):
             raise ValueError(f"hidden of a trace must be token indices [batch] (int), got "
@@ -179,8 +203,29 @@ class TraceMoE:
         return np.arange(self.num_tokens, dtype=np.int64), np.ones(self.num_tokens, np.float32)
 
     def embed(self, x):
-        """Token indices ``[batch]`` int64 (checked), the trace's "hidden state"."""
-        return self._tokens(x)
+        """The co-simulation state of tokens ``x`` ``[batch]`` (int indices, checked).
+
+        Output
+        ------
+        state : TraceState
+            The indices, with no relevance arrived yet.
+        """
+        return TraceState(self._tokens(x))
+
+    def route(self, layer, state):
+        """Nothing to send (no activations) and the recorded relevance [batch, K] float64."""
+        return None, self.relevance(layer, state).astype(np.float64)
+
+    def evaluate(self, state, y=None):
+        """Arrived relevance mass against its most, tokens x layers (``y`` is ignored).
+
+        Output
+        ------
+        counts : dict
+            ``{"accuracy": (arrived_mass, batch * L)}``: the retained-mass accuracy of
+            :meth:`accuracy`, realised over the links.
+        """
+        return {"accuracy": (state.arrived_mass, len(state.tokens) * self.num_layers)}
 
     def relevance(self, layer, hidden):
         """Recorded relevance ``[batch, K]`` float32 of tokens ``hidden`` at ``layer``."""
@@ -201,7 +246,7 @@ class TraceMoE:
 
     def select(self, relevance, selection="top_k", k=2, rng=None):
         """Same rules as :meth:`MoEModel.select`."""
-        from dmoe.moe.model import MoEModel
+        from dmoe.moe.model import MoEModel  # TensorFlow, only when a trace selects by rule
 
         return MoEModel.select(self, relevance, selection, k, rng)
 
@@ -231,8 +276,20 @@ class TraceMoE:
     def expert_outputs(self, layer, hidden):
         raise NotImplementedError("a gate trace has no activations: no expert outputs")
 
-    def combine(self, layer, hidden, expert_outputs, selected, weights=None):
-        raise NotImplementedError("a gate trace has no activations: nothing to combine")
+    def combine(self, layer, state, expert_outputs, selected, weights=None):
+        """Adds the relevance of the ``selected`` [batch, K] experts that arrived to ``state``.
+
+        ``expert_outputs`` and ``weights`` are ignored (a trace has no activations).
+
+        Output
+        ------
+        state : TraceState
+        """
+        tokens = self._tokens(state)
+        relevance = self.relevance(layer, tokens).astype(np.float64)
+        arrived = self._mask(selected, tokens.shape[0])
+        mass = state.arrived_mass if isinstance(state, TraceState) else 0.0
+        return TraceState(tokens, mass + np.where(arrived, relevance, 0.0).sum())
 
     def head(self, hidden):
         raise NotImplementedError("a gate trace has no task head: use accuracy() / retained_mass()")

@@ -5,7 +5,7 @@ This is the only package that imports ``sionna``. It will provide per-subcarrier
 PHY abstraction or a bit-true 5G chain.
 """
 
-from ._compat import check_versions as _check_versions
+from dmoe.common import check_versions as _check_versions
 
 _check_versions()
 

@@ -23,15 +23,13 @@ import tensorflow as tf
 from sionna.phy.mapping import Demapper, Mapper
 from sionna.phy.nr import TBDecoder, TBEncoder
 
-from ._channels import EXECUTION_MODES, PRECISIONS  # noqa: F401  (one definition in phy)
+from dmoe.common import compile_function, numpy_dtypes, tf_dtypes
 
 __all__ = []
 
 # Unit-energy pilot; LS needs only a known symbol (its value does not change the estimate).
 _PILOT = (1.0 + 1.0j) / np.sqrt(2.0)
 
-_TF_DTYPES = {"single": (tf.float32, tf.complex64), "double": (tf.float64, tf.complex128)}
-_NP_DTYPES = {"single": (np.float32, np.complex64), "double": (np.float64, np.complex128)}
 
 
 class TBChain:
@@ -66,7 +64,7 @@ class TBChain:
         self.num_coded_bits = self.num_re * self.bits_per_symbol
         self.execution = execution
         self.precision = precision
-        self.real_dtype, self.complex_dtype = _TF_DTYPES[precision]
+        self.real_dtype, self.complex_dtype = tf_dtypes(precision)
         self.encoder = TBEncoder(target_tb_size=self.tb_size, num_coded_bits=self.num_coded_bits,
                                  target_coderate=float(code_rate),
                                  num_bits_per_symbol=self.bits_per_symbol, channel_type="PDSCH",
@@ -79,10 +77,9 @@ class TBChain:
             self.encode, self.receive = self._encode, self._receive
             return
         real, cplx = self.real_dtype, self.complex_dtype
-        jit = execution == "xla"
         spec_bits = tf.TensorSpec([None, self.tb_size], real)
-        self.encode = tf.function(self._encode, input_signature=[spec_bits], jit_compile=jit)
-        self.receive = tf.function(self._receive, jit_compile=jit, input_signature=[
+        self.encode = compile_function(self._encode, execution, input_signature=[spec_bits])
+        self.receive = compile_function(self._receive, execution, input_signature=[
             tf.TensorSpec([None, self.num_re], cplx),              # x
             tf.TensorSpec([None, None], cplx),                     # h [G, N]
             tf.TensorSpec([None, self.num_re], tf.int32),          # subcarrier of each RE
@@ -125,7 +122,7 @@ def tb_chain(tb_size, num_re, bits_per_symbol, code_rate, execution="graph", pre
 
 def complex_normal(rng, shape, precision="single"):
     """CN(0, 1) samples from a numpy Generator, complex64 (single) or complex128 (double)."""
-    real, cplx = _NP_DTYPES[precision]
+    real, cplx = numpy_dtypes(precision)
     draws = rng.standard_normal(tuple(shape) + (2,), dtype=real) * real(np.sqrt(0.5))
     return (draws[..., 0] + 1j * draws[..., 1]).astype(cplx)
 
@@ -166,7 +163,7 @@ def transmit_group(chain, bits, h, used, pilot_symbols, owner, re_offset, attemp
     subcarrier = np.take_along_axis(order[owner], position, axis=1).astype(np.int32)
     max_pilots = int(pilot_symbols.max())
     precision = chain.precision
-    real, cplx = _NP_DTYPES[precision]
+    real, cplx = numpy_dtypes(precision)
     h = np.asarray(h).astype(cplx, copy=False)
     pilot_weight = np.where(np.arange(max_pilots)[None, :] < pilot_symbols[:, None],
                             1.0 / pilot_symbols[:, None], 0.0).astype(real)

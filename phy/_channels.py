@@ -17,20 +17,19 @@ from sionna.phy.channel import cir_to_ofdm_channel, subcarrier_frequencies
 from sionna.phy.channel.tr38901 import CDL, RMa, TDL, UMa, UMi, Antenna
 from sionna.phy.channel.utils import random_ut_properties, set_3gpp_scenario_parameters
 
+from dmoe.common import compile_function, numpy_dtypes
+
 from .pathloss import pathloss_db, SCENARIO_HEIGHTS_M
 
-__all__ = ["sample_channel", "EXECUTION_MODES", "PRECISIONS"]
+__all__ = ["sample_channel"]
 
-#: Floating-point precision of the channel samplers: name -> (real, complex) numpy dtypes.
-PRECISIONS = ("single", "double")
-_NP_DTYPES = {"single": (np.float32, np.complex64), "double": (np.float64, np.complex128)}
 _TF_REAL = {"single": tf.float32, "double": tf.float64}
 
 
 def _linklevel_amplitude(cfg, distances, los, precision="single"):
     """Amplitude gain 10**(-PL/20) of the UMi street-canyon formula, [batch, links], float32
     (single) or float64 (double)."""
-    real = _NP_DTYPES[precision][0]
+    real = numpy_dtypes(precision)[0]
     if not cfg.pathloss:
         return np.ones(distances.shape, real)
     return (10.0 ** (-pathloss_db(distances, cfg.carrier_frequency_hz, los, "umi") / 20.0)
@@ -44,7 +43,7 @@ def round_correlation(cfg):
 
 def _rayleigh(cfg, distances, num_times, seed, rng, execution, precision):
     # numpy only: ``execution`` does not apply.
-    real, cplx = _NP_DTYPES[precision]
+    real, cplx = numpy_dtypes(precision)
     batch, links = distances.shape
     shape = (batch, num_times, links, cfg.num_subcarriers)
     rho = real(round_correlation(cfg))
@@ -124,7 +123,6 @@ def _system_level_response(channel, distances, azimuth, h_bs, h_ut, indoor_proba
     return cir_to_ofdm_channel(frequencies, a, tau)
 
 
-EXECUTION_MODES = ("eager", "graph", "xla")
 _COMPILED = {}
 
 
@@ -135,7 +133,7 @@ def _executor(function, channel, execution, precision):
         return function
     key = (function, channel, execution, precision)
     if key not in _COMPILED:
-        _COMPILED[key] = tf.function(function, jit_compile=execution == "xla")
+        _COMPILED[key] = compile_function(function, execution)
     return _COMPILED[key]
 
 
@@ -183,7 +181,7 @@ def _system_level(cfg, distances, num_times, seed, rng, execution, precision):
     if indoor_probability is None:
         indoor_probability = _default_indoor_probability(cfg.model)
     sionna_config.seed = seed
-    real = _NP_DTYPES[precision][0]
+    real = numpy_dtypes(precision)[0]
     azimuth = rng.uniform(0.0, 2.0 * np.pi, size=(batch, links)).astype(real)
     run = _executor(_system_level_response, channel, execution, precision)
     h_f = run(channel, tf.constant(distances, _TF_REAL[precision]), tf.constant(azimuth), h_bs,

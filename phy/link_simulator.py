@@ -10,18 +10,16 @@ import numbers
 
 import numpy as np
 
+from dmoe.common import check_execution, check_precision, numpy_dtypes
+
 from .config import ChannelConfig
 from .links import Links
 from . import _abstraction as _abs
-from . import _channels
 from . import _mcs
 
 __all__ = ["LinkSimulator", "TransmissionResult", "FIDELITIES"]
 
 FIDELITIES = ("abstraction", "link")
-EXECUTION_MODES = _channels.EXECUTION_MODES
-PRECISIONS = _channels.PRECISIONS
-_NP_COMPLEX = {"single": np.complex64, "double": np.complex128}
 _DIRECTIONS = ("dispatch", "return")
 
 
@@ -173,10 +171,8 @@ class LinkSimulator:
             raise ValueError(f"bler_target must be in (0, 1), got {bler_target!r}")
         if mcs_table not in _mcs.MCS_TABLES:
             raise ValueError(f"mcs_table must be one of {_mcs.MCS_TABLES}, got {mcs_table!r}")
-        if not isinstance(execution, str) or execution not in EXECUTION_MODES:
-            raise ValueError(f"execution must be one of {EXECUTION_MODES}, got {execution!r}")
-        if not isinstance(precision, str) or precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        check_execution(execution)
+        check_precision(precision)
         self.cfg = cfg
         self.execution = execution
         self.precision = precision
@@ -346,7 +342,7 @@ class LinkSimulator:
             h = getattr(links, f"h_{direction}").reshape(-1, num_subcarriers)[index]
             scale = np.sqrt(links.config.subcarrier_power_w / links.config.noise_power_w)
             ok, attempts, errors, received = self._realise_link(
-                (h * scale).astype(_NP_COMPLEX[self.precision]), flat_used, flat_bits, flat_mcs,
+                (h * scale).astype(numpy_dtypes(self.precision)[1]), flat_used, flat_bits, flat_mcs,
                 num_re,
                 tb_size, num_tb, pilot_symbols, flat_payload, rng)
 

@@ -8,6 +8,8 @@ import numbers
 
 import numpy as np
 
+from dmoe.common import check_execution, check_precision
+
 from .config import ChannelConfig
 from . import _channels
 from . import rates as _rates
@@ -17,7 +19,6 @@ __all__ = ["Links", "sample_links"]
 _DIRECTIONS = ("dispatch", "return")
 _VIEWS = ("csi", "true")
 _RATE_MODELS = ("shannon", "mcs")
-PRECISIONS = _channels.PRECISIONS
 _COMPLEX_PRECISION = {np.dtype(np.complex64): "single", np.dtype(np.complex128): "double"}
 
 
@@ -299,11 +300,8 @@ def sample_links(config, batch_size, num_links, seed=0, execution="eager", preci
     num_links = _check_count("num_links", num_links)
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
-    if execution not in _channels.EXECUTION_MODES:
-        raise ValueError(f"execution must be one of {_channels.EXECUTION_MODES}, "
-                         f"got {execution!r}")
-    if not isinstance(precision, str) or precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    check_execution(execution)
+    check_precision(precision)
     if config.distances_m is not None and len(config.distances_m) != num_links:
         raise ValueError(f"num_links={num_links} must equal len(config.distances_m)="
                          f"{len(config.distances_m)}")

@@ -22,6 +22,7 @@ from ._joint import (
     link_energy_airtime,
 )
 from ._problem import SelectionProblem
+from ._topd import top_d_mask
 
 __all__ = ["jesa", "allocate_subcarriers", "des_decoupled", "des_random_subcarriers", "top_k_joint"]
 
@@ -544,9 +545,7 @@ def top_k_joint(problem, k, subcarriers="hungarian", rng=None):
     start = time.perf_counter()
     batch_shape = problem.batch_shape
     flat = problem._flat()
-    order = np.argsort(-flat.relevance, axis=-1, kind="stable")[:, :k]
-    selected = np.zeros(flat.relevance.shape, dtype=bool)
-    np.put_along_axis(selected, order, True, axis=-1)
+    selected = top_d_mask(flat.relevance, k)
     if subcarriers == "hungarian":
         masks, ok = allocate(flat, selected)
     else:

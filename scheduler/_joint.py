@@ -329,7 +329,8 @@ def link_energy_airtime(rate, mask, payload_bits, power_w):
     Output
     ------
     energy_j, airtime_s : [..., K], float64
-        ``P |N_k| B / sum r`` and ``B / sum r``; 0 for an empty set, ``inf`` for a zero rate sum.
+        ``P |N_k| B / sum r`` and ``B / sum r``; 0 for an empty set, ``inf`` for a zero rate sum
+        (a payload on subcarriers that carry nothing never arrives).
     """
     rate_sum = np.where(mask, rate, 0.0).sum(axis=-1)
     count = mask.sum(axis=-1)

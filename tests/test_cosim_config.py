@@ -135,7 +135,7 @@ def test_docs_config_reference_is_generated_from_the_model():
 
 
 def test_docs_metrics_table_is_generated_from_the_engine():
-    from dmoe.cosim.engine import METRIC_COLUMNS, metrics_reference
+    from dmoe.cosim.metrics import METRIC_COLUMNS, metrics_reference
     doc = (ROOT / "docs" / "cosim.md").read_text()
     match = re.search(r"<!-- metrics-reference:start -->\n(.*?)<!-- metrics-reference:end -->",
                       doc, re.S)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dmoe.cosim.engine import NONDETERMINISTIC_COLUMNS, run_point
+from dmoe.cosim import NONDETERMINISTIC_COLUMNS, run_point
 from dmoe.cosim.study import expand_study
 
 TOKENS = 32

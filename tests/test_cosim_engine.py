@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from dmoe.cosim.engine import NONDETERMINISTIC_COLUMNS, load_model, run_point
+from dmoe.cosim import NONDETERMINISTIC_COLUMNS, load_model, run_point
 from dmoe.cosim.config import StudyConfig
-from dmoe.cosim.schemes import decide, link_energy_airtime
+from dmoe.cosim.schemes import decide
+from dmoe.scheduler import link_energy_airtime
 
 TOKENS = 48
 NEAR = {"distances_m": [10.0] * 8, "tx_power_dbm": 23.0}        # mean SNR ~ 50 dB

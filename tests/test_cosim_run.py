@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from dmoe.cosim.cli import main
-from dmoe.cosim.engine import NONDETERMINISTIC_COLUMNS
+from dmoe.cosim import NONDETERMINISTIC_COLUMNS
 from dmoe.cosim.plots import FIGURES, _synthetic_table, plot_results
 from dmoe.cosim.runner import SerialExecutor, run_study
 from dmoe.cosim.store import ResultStore, read_results

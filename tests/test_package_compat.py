@@ -6,7 +6,7 @@ from importlib import metadata
 
 import pytest
 
-from dmoe.phy import _compat
+from dmoe.common import versions as _compat
 
 
 def _fake_versions(monkeypatch, versions):
@@ -52,11 +52,24 @@ def test_tensorflow_found_under_its_cpu_distribution_name(monkeypatch):
     _compat.check_versions(("tensorflow",))
 
 
+def _imported_after(module):
+    """Whether importing ``module`` in a fresh interpreter loads TensorFlow, Sionna."""
+    code = (f"import sys, {module}; "
+            "print('tensorflow' in sys.modules, 'sionna' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
 def test_scheduler_imports_no_tensorflow():
     # scheduler/ is pure numpy/scipy: importing it must not pull in TensorFlow or Sionna.
-    code = "import sys, dmoe.scheduler; print('tensorflow' in sys.modules, 'sionna' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
+    assert _imported_after("dmoe.scheduler") == ["False", "False"]
+
+
+def test_moe_and_the_shared_vocabulary_import_no_sionna():
+    # Only phy/ imports Sionna; the vocabulary module imports nothing heavy at all.
+    assert _imported_after("dmoe.moe")[1] == "False"
+    assert _imported_after("dmoe.common") == ["False", "False"]
+    assert _imported_after("dmoe.cosim") == ["False", "False"]
 
 
 def test_console_script_help_lists_the_commands():

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import dmoe.phy
 from dmoe.cosim.config import StudyConfig
-from dmoe.cosim.engine import NONDETERMINISTIC_COLUMNS, load_model, run_point
+from dmoe.cosim import NONDETERMINISTIC_COLUMNS, load_model, run_point
 
 TOKENS = 40
 RUN_COLUMNS = ("chunk_size", "num_chunks", "chunk_halvings", "execution.chunk_size",

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from dmoe.cosim.engine import NONDETERMINISTIC_COLUMNS
+from dmoe.cosim import NONDETERMINISTIC_COLUMNS
 from dmoe.cosim.executors import (PointFailure, PointsFailed, ProcessExecutor, RayExecutor,
                                   make_executor)
 from dmoe.cosim.runner import SerialExecutor, run_study

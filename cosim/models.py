@@ -1,0 +1,102 @@
+"""The MoE of a point: loading it from a ``[moe]`` section, and checking a point against it.
+
+``run_point`` accepts any object that satisfies :class:`~dmoe.moe.MoEProtocol`; without one it
+loads the model the ``[moe]`` section names (trained on first use and cached, see
+``docs/moe.md``).
+"""
+
+import dataclasses
+from functools import lru_cache
+
+from .execution import resolve_device
+
+__all__ = ["load_model", "check_point", "check_model"]
+
+_PROTOCOL_MEMBERS = ("num_layers", "num_experts", "tokens_per_example", "has_activations",
+                     "execution", "test_data", "embed", "route", "payload_bits", "to_bits",
+                     "from_bits", "expert_outputs", "combine", "evaluate")
+
+
+def load_model(moe):
+    """The MoE of a ``[moe]`` section (trained on first use, cached on disk and in memory).
+
+    Parameters
+    ----------
+    moe : MoESection
+
+    Output
+    ------
+    model : dmoe.moe.MoEModel or dmoe.moe.TraceMoE
+    """
+    return _load_model(moe.task, moe.cache_dir, moe.num_experts, moe.num_layers, moe.trace_path,
+                       moe.trace_width)
+
+
+@lru_cache(maxsize=8)
+def _load_model(task, cache_dir, num_experts, num_layers, trace_path, trace_width):
+    # A read-only memo (a trained model is a pure function of these settings): loading the
+    # .keras file once per process, not once per point, changes no result. dmoe.moe is imported
+    # here, not at the top, so that `import dmoe.cosim` does not import TensorFlow.
+    from dmoe.moe import DEFAULT_CONFIGS, MoEConfig, TraceMoE, load_default_moe, load_trained_moe
+    if task == "trace" and (trace_path is not None or trace_width is not None):
+        fields = {"task": "trace", "trace_path": trace_path}
+        if trace_width is not None:
+            fields["trace_width"] = trace_width
+        return TraceMoE.from_config(MoEConfig(**fields))
+    if num_experts is None and num_layers is None:
+        return load_default_moe(task, cache_dir=cache_dir)
+    if task == "trace":
+        raise ValueError("config keys 'moe.num_experts' / 'moe.num_layers' do not apply to the "
+                         "trace task (its sizes come from the trace file)")
+    changes = {name: value for name, value in (("num_experts", num_experts),
+                                                ("num_layers", num_layers)) if value is not None}
+    config = dataclasses.replace(DEFAULT_CONFIGS[task], **changes)
+    if "num_experts" in changes and config.top_k > config.num_experts:
+        config = dataclasses.replace(config, top_k=config.num_experts)
+    return load_trained_moe(config, cache_dir=cache_dir)  # trains once, then reads the cache
+
+
+def check_model(model):
+    """``model`` if it has every member of :class:`~dmoe.moe.MoEProtocol`, else ``TypeError``."""
+    missing = [name for name in _PROTOCOL_MEMBERS if not hasattr(model, name)]
+    if missing:
+        raise TypeError(f"model must satisfy dmoe.moe.MoEProtocol; {type(model).__name__} lacks "
+                        f"{', '.join(missing)}")
+    return model
+
+
+def check_point(config, model):
+    """Check a point against the MoE it runs on (D, k, layer-wise rho, distances, channel).
+
+    Raises
+    ------
+    ValueError
+        Naming the config key and the model's L or K.
+    """
+    K, L = model.num_experts, model.num_layers
+    if config.max_experts > K:
+        raise ValueError(f"config key 'max_experts' = {config.max_experts}: must be <= K = {K} "
+                         f"experts of the {config.moe.task!r} model")
+    if config.top_k is not None and config.top_k > K:
+        raise ValueError(f"config key 'top_k' = {config.top_k}: must be <= K = {K}")
+    if config.layer_importance is not None and len(config.layer_importance) != L:
+        raise ValueError(f"config key 'layer_importance' has {len(config.layer_importance)} "
+                         f"values: must have one per MoE layer, L = {L}")
+    if config.channel.distances_m is not None and len(config.channel.distances_m) != K:
+        raise ValueError(f"config key 'channel.distances_m' has {len(config.channel.distances_m)}"
+                         f" values: must have one per expert node, K = {K}")
+    channel_config(config, L)
+    if config.execution.device is not None:
+        try:
+            resolve_device(config.execution.device)
+        except ValueError as error:
+            raise ValueError(f"config key 'execution.device': {error}") from None
+
+
+def channel_config(config, num_layers):
+    """The ``dmoe.phy.ChannelConfig`` of a point's ``[channel]``, one round per MoE layer."""
+    from dmoe.phy import ChannelConfig  # Sionna: only when a point runs
+    try:
+        return ChannelConfig(**config.channel.model_dump(), num_rounds=num_layers)
+    except ValueError as error:
+        raise ValueError(f"config section [channel]: {error}") from None

@@ -1,0 +1,229 @@
+r"""One protocol round: one MoE layer of a batch of tokens, from the decision to the combination.
+
+Given the scheme's :class:`~dmoe.cosim.schemes.Decision` for layer l (``docs/cosim.md``, "One
+round"):
+
+1. the coordinator quantises each routed token (``model.to_bits``) and sends it on the dispatch
+   links of the selected experts (``LinkSimulator.transmit``);
+2. every node that received the token (with ``phy.on_failure = "corrupt"``: also a corrupted one)
+   runs its expert on what it decoded (``model.expert_outputs``);
+3. the nodes return their quantised outputs on the return links;
+4. the coordinator combines what arrived (``model.combine``): the experts whose both links
+   delivered (``"drop"``), or every computed expert with its bit errors (``"corrupt"``).
+
+A model without activations (a gate trace) sends only payload sizes; its failures are drops.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from dmoe.scheduler import link_energy_airtime
+
+from .study import derive_seed
+
+__all__ = ["Phase", "RoundOutcome", "play_round", "one_round"]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """What happened on every link of one phase (dispatch or return) of a round.
+
+    Attributes
+    ----------
+    delivered : [T, K], bool
+        The link was used and its payload decoded correctly after HARQ.
+    energy_j, airtime_s : [T, K], float64
+        Realised transmit energy and airtime, retransmissions included.
+    block_error : [T, K], float64
+        1 where the first attempt failed.
+    bit_errors : [T, K], float64
+        Payload bit errors after HARQ.
+    retransmissions : [T, K], float64
+    received : [T, K, payload_bits], uint8, or None
+        The decoded payload bits (only when a payload was sent for ``"corrupt"``).
+    """
+
+    delivered: np.ndarray
+    energy_j: np.ndarray
+    airtime_s: np.ndarray
+    block_error: np.ndarray
+    bit_errors: np.ndarray
+    retransmissions: np.ndarray
+    received: Optional[np.ndarray] = None
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """Everything the metrics need of one round.
+
+    Attributes
+    ----------
+    relevance : [T, K], float64
+    decision : Decision
+    planned_dispatch, planned_return : tuple of ([T, K], [T, K]) float64
+        Planned energy and airtime of the decided links (planning rates).
+    dispatch, returned : Phase
+    return_mask : [T, K, N], bool
+        Return subcarriers of the nodes that computed.
+    computed : [T, K], bool
+        Selected experts whose node received the token (and so computed).
+    arrived : [T, K], bool
+        Experts combined into the state.
+    payload_bits : int
+    state : object
+        The coordinator state after the round.
+    """
+
+    relevance: np.ndarray
+    decision: Any
+    planned_dispatch: tuple
+    planned_return: tuple
+    dispatch: Phase
+    returned: Phase
+    return_mask: np.ndarray
+    computed: np.ndarray
+    arrived: np.ndarray
+    payload_bits: int
+    state: Any
+
+
+def one_round(links, layer):
+    """The links of round ``layer`` only, as a one-round ``Links`` (arrays [T, 1, K, N])."""
+    values = {}
+    for item in dataclasses.fields(links):
+        value = getattr(links, item.name)
+        if item.name == "config":
+            value = dataclasses.replace(value, num_rounds=1)
+        elif isinstance(value, np.ndarray) and value.ndim == 4:
+            value = value[:, layer:layer + 1]
+        values[item.name] = value
+    return type(links)(**values)
+
+
+def _transmit(sim, links_round, mask, payload_bits, payload, seed, direction, planned):
+    """Realise one phase for every link."""
+    num_tokens, num_experts = mask.shape[:2]
+    used = mask.any(axis=-1)
+    if sim is None:  # fidelity = "ideal": everything arrives as planned
+        energy, airtime = planned
+        zeros = np.zeros((num_tokens, num_experts))
+        return Phase(delivered=used, energy_j=energy, airtime_s=airtime, block_error=zeros,
+                     bit_errors=zeros, retransmissions=zeros, received=payload)
+    out = sim.transmit(links_round, payload_bits=int(payload_bits), subcarriers=mask[:, None],
+                       mcs=None, direction=direction,
+                       payload=None if payload is None else payload[:, None], seed=int(seed))
+    received = getattr(out, "received", None)
+    return Phase(
+        delivered=np.asarray(out.delivered)[:, 0] & used,
+        energy_j=np.asarray(out.energy_j, dtype=np.float64)[:, 0],
+        airtime_s=np.asarray(out.airtime_s, dtype=np.float64)[:, 0],
+        block_error=np.asarray(out.block_error, dtype=np.float64)[:, 0],
+        bit_errors=np.asarray(out.bit_errors, dtype=np.float64)[:, 0],
+        retransmissions=np.asarray(out.retransmissions, dtype=np.float64)[:, 0],
+        received=None if received is None or payload is None else np.asarray(received)[:, 0])
+
+
+def _expert_outputs(model, layer, tokens_sent, received_bits, bits_per_value, errors):
+    """Each node's output on what it received: [T, K, width].
+
+    ``tokens_sent`` [T, width] is the quantised token every node gets intact; rows of
+    ``received_bits`` [T, K, bits] with ``errors`` [T, K] > 0 are decoded and recomputed.
+    """
+    outputs = model.expert_outputs(layer, tokens_sent)
+    if received_bits is None or not np.any(errors > 0):
+        return outputs
+    token, expert = np.nonzero(errors > 0)
+    corrupted = model.from_bits(received_bits[token, expert], bits_per_value)
+    outputs = outputs.copy()
+    outputs[token, expert] = model.expert_outputs(layer, corrupted)[np.arange(len(token)), expert]
+    return outputs
+
+
+def play_round(model, layer, state, tokens, relevance, decision, *, links, rate_dispatch,
+               rate_return, payload_bits, power_w, sim, link_seed, bits_per_value, corrupt,
+               clock):
+    r"""Run one round of the protocol for a batch of routed tokens.
+
+    Parameters
+    ----------
+    model : MoEProtocol
+    layer : int
+    state : object
+        Coordinator state before the layer.
+    tokens : [T, width], float32, or None
+        Routed tokens (``model.route``); None for a model without activations.
+    relevance : [T, K], float64
+    decision : Decision
+    links : Links
+        This round's links (:func:`one_round`).
+    rate_dispatch, rate_return : [T, K, N], float64
+        This round's planning rates.
+    payload_bits : int
+    power_w : float
+        Power per subcarrier.
+    sim : LinkSimulator or None
+        None for ``phy.fidelity = "ideal"``.
+    link_seed : int
+        Seed of the point's (or chunk's) link outcomes.
+    bits_per_value : int
+    corrupt : bool
+        Failed blocks are delivered with their bit errors (``phy.on_failure = "corrupt"``).
+    clock : callable
+        ``clock(part)`` is a context that times ``"phy"`` or ``"moe"``.
+
+    Output
+    ------
+    outcome : RoundOutcome
+    """
+    selected = decision.selected
+    num_tokens, num_experts = selected.shape
+    activations = model.has_activations
+    planned_d = link_energy_airtime(rate_dispatch, decision.dispatch, payload_bits, power_w)
+    planned_u = link_energy_airtime(rate_return, decision.returned, payload_bits, power_w)
+
+    payload = out_bits = None
+    if activations:
+        with clock("moe"):
+            sent_bits = model.to_bits(tokens, bits_per_value)                  # [T, bits]
+            tokens_sent = model.from_bits(sent_bits, bits_per_value)
+        if corrupt and sim is not None:
+            payload = np.ascontiguousarray(np.broadcast_to(
+                sent_bits[:, None, :], (num_tokens, num_experts, sent_bits.shape[1])))
+    with clock("phy"):
+        dispatch = _transmit(sim, links, decision.dispatch, payload_bits, payload,
+                             derive_seed(link_seed, layer, "dispatch"), "dispatch", planned_d)
+    reached_node = dispatch.delivered | (corrupt & selected)
+    if activations:
+        with clock("moe"):
+            outputs = _expert_outputs(model, layer, tokens_sent, dispatch.received,
+                                      bits_per_value, dispatch.bit_errors * selected)
+            out_bits = model.to_bits(outputs, bits_per_value)                 # [T, K, bits]
+            outputs_sent = model.from_bits(out_bits, bits_per_value)
+
+    # Only nodes that got (something of) the token compute and answer.
+    return_mask = decision.returned & reached_node[..., None]
+    with clock("phy"):
+        back = _transmit(sim, links, return_mask, payload_bits,
+                         out_bits if (corrupt and sim is not None) else None,
+                         derive_seed(link_seed, layer, "return"), "return",
+                         link_energy_airtime(rate_return, return_mask, payload_bits, power_w))
+    received = None
+    if corrupt:
+        arrived = selected & reached_node & return_mask.any(axis=-1)
+        received = outputs_sent
+        if back.received is not None:
+            decoded = model.from_bits(back.received, bits_per_value)
+            received = np.where((back.bit_errors > 0)[..., None], decoded, outputs_sent)
+    else:
+        arrived = selected & dispatch.delivered & back.delivered
+        if activations:
+            received = outputs_sent
+    with clock("moe"):
+        state = model.combine(layer, state, received, arrived)
+    return RoundOutcome(relevance=relevance, decision=decision, planned_dispatch=planned_d,
+                        planned_return=planned_u, dispatch=dispatch, returned=back,
+                        return_mask=return_mask, computed=selected & reached_node,
+                        arrived=arrived, payload_bits=payload_bits, state=state)
