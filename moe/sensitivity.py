@@ -1,7 +1,7 @@
 r"""How much each MoE layer's expert choice matters, measured on a model's test split.
 
-Works on any model with the step interface (``embed``, ``route``, ``expert_outputs``,
-``combine``, ``evaluate``, ``select``; ``docs/moe.md``), numpy only apart from the model's calls.
+Works on any :class:`~dmoe.moe.MoEProtocol` model with activations (``docs/moe.md``), numpy
+only apart from the model's calls.
 
 - :func:`layer_sensitivity`: per layer, the accuracy lost when only that layer's experts are cut
   back from the top-D set to the cheapest set meeting a lower relevance requirement.
@@ -10,9 +10,12 @@ Works on any model with the step interface (``embed``, ``route``, ``expert_outpu
 - :func:`routing_concentration`: per layer, how much the top-1 expert tells about the domain.
 """
 
+import inspect
 import itertools
 
 import numpy as np
+
+from dmoe.scheduler import top_d_mask
 
 __all__ = ["layer_sensitivity", "auto_layer_importance", "cheapest_covering_set",
            "routing_concentration"]
@@ -65,7 +68,14 @@ def cheapest_covering_set(relevance, cost, importance, max_experts):
 
 
 def _top_rule(model, max_experts):
-    return lambda layer, relevance: model.select(relevance, "top_k", k=max_experts)
+    return lambda layer, relevance: top_d_mask(relevance, max_experts)
+
+
+def _outputs(model, layer, tokens, selected):
+    """Expert outputs, only the selected pairs where the model can (``selected=`` keyword)."""
+    if "selected" in inspect.signature(model.expert_outputs).parameters:
+        return model.expert_outputs(layer, tokens, selected)
+    return model.expert_outputs(layer, tokens)
 
 
 def _accuracy(counts):
@@ -85,8 +95,8 @@ def layer_sensitivity(model, x=None, y=None, importance=0.0, max_experts=2, seed
 
     Input
     -----
-    model : a model with the step interface (``embed``, ``route``, ``expert_outputs``,
-        ``combine``, ``evaluate``, ``select``)
+    model : dmoe.moe.MoEProtocol
+        With activations (``has_activations``).
     x, y : test inputs and targets, or None for ``model.test_data()``
     importance : float, in [0, 1]
         rho of the cut-back layer.
@@ -100,6 +110,9 @@ def layer_sensitivity(model, x=None, y=None, importance=0.0, max_experts=2, seed
     sensitivity : [L], float64
         ``s_l`` in accuracy points (fractions): positive where cutting layer l costs accuracy.
     """
+    if not getattr(model, "has_activations", False):
+        raise ValueError("model must have activations (has_activations): a gate trace has no "
+                         "accuracy to lose")
     if x is None:
         x, y = model.test_data()
     rng = np.random.default_rng([seed, 17])
@@ -108,7 +121,7 @@ def layer_sensitivity(model, x=None, y=None, importance=0.0, max_experts=2, seed
     def step(layer, state, rule):
         tokens, relevance = model.route(layer, state)
         selected = rule(layer, relevance)
-        return model.combine(layer, state, model.expert_outputs(layer, tokens, selected), selected)
+        return model.combine(layer, state, _outputs(model, layer, tokens, selected), selected)
 
     top = _top_rule(model, max_experts)
     # States entering each layer under top-D everywhere (shared by every cut below).
@@ -218,7 +231,7 @@ def routing_concentration(model, x=None, y=None, max_experts=2):
         outer = p.sum(axis=1, keepdims=True) * p.sum(axis=0, keepdims=True)
         nonzero = p > 0
         information.append(float(np.sum(p[nonzero] * np.log2(p[nonzero] / outer[nonzero]))))
-        selected = model.select(relevance, "top_k", k=max_experts)
-        state = model.combine(layer, state, model.expert_outputs(layer, tokens, selected), selected)
+        selected = top_d_mask(relevance, max_experts)
+        state = model.combine(layer, state, _outputs(model, layer, tokens, selected), selected)
     return {"mutual_information_bits": np.array(information), "top_share": np.array(share),
             "domains": names}
