@@ -37,6 +37,9 @@ class MoEConfig:
         Experts per token used in training (sparse top-k routing), ``1 <= top_k <= num_experts``.
     balance_weight : float
         Weight of the load-balancing loss ``K * sum_k f_k P_k`` (Switch-Transformer form).
+    gate_entropy_weight : float
+        ``multidomain`` only: weight of a bonus on the gate's mean entropy (subtracted from the
+        loss), which keeps relevance scores spread over more than the top-2 experts.
     epochs : int
         Training epochs.
     batch_size : int
@@ -82,6 +85,7 @@ class MoEConfig:
     expert_hidden: int = 32
     top_k: int = 2
     balance_weight: float = 0.05
+    gate_entropy_weight: float = 0.0
     epochs: int = 40
     batch_size: int = 64
     learning_rate: float = 3e-3
@@ -109,6 +113,8 @@ class MoEConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.top_k > self.num_experts:
             raise ValueError(f"top_k must be <= num_experts={self.num_experts}, got {self.top_k}")
+        if not self.gate_entropy_weight >= 0.0:
+            raise ValueError(f"gate_entropy_weight must be >= 0, got {self.gate_entropy_weight!r}")
         if not self.balance_weight >= 0.0:
             raise ValueError(f"balance_weight must be >= 0, got {self.balance_weight!r}")
         if not self.learning_rate > 0.0:

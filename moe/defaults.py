@@ -22,8 +22,9 @@ DEFAULT_CONFIGS = {
     "digits": MoEConfig(task="digits"),
     "modrec": MoEConfig(task="modrec", epochs=15, modrec_examples=8000, balance_weight=0.2),
     "multidomain": MoEConfig(task="multidomain", num_layers=4, num_experts=8, width=64,
-                             expert_hidden=128, num_heads=4, balance_weight=0.01, epochs=3,
-                             batch_size=128, learning_rate=3e-3),
+                             expert_hidden=128, num_heads=4, balance_weight=0.01,
+                             gate_entropy_weight=0.05, epochs=3, batch_size=128,
+                             learning_rate=3e-3),
 }
 
 _MEMO = {}

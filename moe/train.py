@@ -146,12 +146,18 @@ def train_moe(config=MoEConfig(), verbose=False):
                                                                 logits=logits)
         return tf.reduce_sum(losses * scored) / tf.maximum(tf.reduce_sum(scored), 1.0)
 
+    entropy_weight = tf.constant(config.gate_entropy_weight, tf.float32)
+
     @tf.function(reduce_retracing=True)
     def step(x, y):
         with tf.GradientTape() as tape:
-            logits, balance = network.forward(x, top_k)
+            if sequences:
+                logits, balance, entropy = network.forward(x, top_k, with_entropy=True)
+            else:
+                logits, balance = network.forward(x, top_k)
+                entropy = 0.0
             task_loss = task_loss_of(y, logits)
-            loss = task_loss + balance_weight * balance
+            loss = task_loss + balance_weight * balance - entropy_weight * entropy
         gradients = tape.gradient(loss, network.trainable_variables)
         optimizer.apply(gradients, network.trainable_variables)
         return task_loss, balance

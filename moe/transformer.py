@@ -227,16 +227,24 @@ class TransformerMoENetwork(keras.Model):
         """Per-position logits: [B, P, width] -> [B, P, num_classes]."""
         return self.head_dense(self.head_norm(hidden))
 
-    def forward(self, x, top_k):
-        """Logits ``[B, P, C]`` and load-balancing loss (scalar) under sparse top-k routing."""
+    def forward(self, x, top_k, with_entropy=False):
+        """Logits ``[B, P, C]`` and load-balancing loss (scalar) under sparse top-k routing.
+
+        With ``with_entropy``, also the mean entropy of the gate (nats, over positions and
+        layers) as a third output.
+        """
         hidden = self.embed(x)
-        balance = 0.0
+        balance = entropy = 0.0
         for block in self.blocks:
             hidden, relevance, mask = block.route(hidden, top_k)
             # Switch-Transformer load balance over routed positions, as in MoENetwork.forward.
             share = tf.reduce_mean(tf.cast(mask, hidden.dtype), axis=0) / top_k
             prob = tf.reduce_mean(relevance, axis=0)
             balance += self.num_experts * tf.reduce_sum(share * prob)
+            entropy += -tf.reduce_mean(tf.reduce_sum(
+                relevance * tf.math.log(tf.maximum(relevance, 1e-12)), axis=-1))
+        if with_entropy:
+            return self.head(hidden), balance / self.num_layers, entropy / self.num_layers
         return self.head(hidden), balance / self.num_layers
 
     def call(self, x):
