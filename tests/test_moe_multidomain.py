@@ -268,3 +268,21 @@ def test_auto_layer_importance_rejects_bad_input():
         auto_layer_importance([0.1, 0.2], 1.5)
     with pytest.raises(ValueError, match="sensitivity"):
         auto_layer_importance([np.nan], 0.5)
+
+
+def test_gate_entropy_is_bounded_and_its_weight_validated(tiny):
+    import tensorflow as tf
+    x, _ = tiny.test_data()
+    _, _, entropy = tiny.network.forward(tf.constant(x), 2, with_entropy=True)
+    # Mean entropy of the gate over positions and layers: between 0 and log K nats.
+    state = tiny.embed(x)
+    expected = []
+    for layer in range(tiny.num_layers):
+        tokens, relevance = tiny.route(layer, state)
+        expected.append(-np.mean(np.sum(relevance * np.log(relevance), axis=1)))
+        top2 = tiny.select(relevance, "top_k", k=2)
+        state = tiny.combine(layer, state, tiny.expert_outputs(layer, tokens), top2)
+    assert float(entropy) == pytest.approx(np.mean(expected), rel=1e-4)
+    assert 0 <= float(entropy) <= np.log(tiny.num_experts)
+    with pytest.raises(ValueError, match="gate_entropy_weight"):
+        MoEConfig(task="multidomain", gate_entropy_weight=-0.1)
