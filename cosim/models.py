@@ -27,7 +27,7 @@ def load_model(moe):
 
     Output
     ------
-    model : dmoe.moe.MoEModel or dmoe.moe.TraceMoE
+    model : dmoe.moe.MoEModel, dmoe.moe.SequenceMoEModel (``multidomain``) or dmoe.moe.TraceMoE
     """
     return _load_model(moe.task, moe.cache_dir, moe.num_experts, moe.num_layers, moe.trace_path,
                        moe.trace_width)
