@@ -11,8 +11,9 @@ The reference table in ``docs/cosim.md`` is generated from these models by
 
 import dataclasses
 import json
+import types
 import typing
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt,
                       create_model, field_validator, model_validator)
@@ -109,7 +110,8 @@ class MoESection(BaseModel):
     model_config = _FROZEN
 
     task: Literal["digits", "modrec", "trace", "multidomain"] = Field(
-        "digits", description="MoE task of `dmoe.moe` (trained on first use and cached).")
+        "digits", description="MoE task of `dmoe.moe` (trained on first use and cached); "
+        "`multidomain` routes every position of its token sequences.")
     cache_dir: Optional[str] = Field(
         None, description="Where trained models are cached (default: dmoe.moe's cache).")
     num_experts: Optional[StrictInt] = Field(
@@ -216,8 +218,10 @@ class StudyConfig(BaseModel):
 
     seed: StrictInt = Field(1, ge=0, le=2**63 - 1, description="Run seed; every random stream "
                       "of a point is derived from it and the point's settings.")
-    num_tokens: StrictInt = Field(256, ge=1, description="Test samples (tokens) pushed through the "
-                            "protocol per point.")
+    num_tokens: StrictInt = Field(256, ge=1, description="Routed tokens pushed through the "
+                            "protocol per point: test examples x the model's tokens per example "
+                            "(1, or the positions of a `multidomain` sequence; must be a "
+                            "multiple of it).")
     schemes: tuple[str, ...] = Field(
         ("des", "jesa", "top_k"), min_length=1,
         description="Schemes compared at every point, on the same tokens and channel draws: "
@@ -225,9 +229,10 @@ class StudyConfig(BaseModel):
         "`dmoe.cosim.register_scheme`.")
     importance: StrictFloat = Field(0.9, ge=0, le=1, description="Importance factor rho: relevance "
                               "required = rho x (sum of the D largest relevances).")
-    layer_importance: Optional[tuple[StrictFloat, ...]] = Field(
+    layer_importance: Optional[Union[Literal["auto"], tuple[StrictFloat, ...]]] = Field(
         None, description="Layer-wise rho (one per MoE layer) for `des_layerwise` and "
-        "`jesa_layerwise`.")
+        "`jesa_layerwise`, or `\"auto\"`: from the model's layer sensitivity, with the mean "
+        "rho_l equal to `importance` (docs/cosim.md).")
     max_experts: StrictInt = Field(2, ge=1, description="D: most experts per token and layer.")
     top_k: Optional[StrictInt] = Field(None, ge=1, description="k of the `top_k` scheme "
                                  "(default: max_experts).")
@@ -245,7 +250,7 @@ class StudyConfig(BaseModel):
     @field_validator("layer_importance")
     @classmethod
     def _rho_range(cls, value):
-        if value is not None and (len(value) == 0 or not all(0 <= v <= 1 for v in value)):
+        if value is not None and value != "auto" and (len(value) == 0 or not all(0 <= v <= 1 for v in value)):
             # `0 <= v <= 1` is False for NaN, so NaN is rejected too.
             raise ValueError("must be a non-empty list of values in [0, 1], one per layer")
         return value
@@ -367,6 +372,17 @@ def _type_text(info):
     optional = len(args) < len(typing.get_args(annotation))
     if typing.get_origin(annotation) is Literal:
         return "one of " + ", ".join(f"`{_literal(v)}`" for v in typing.get_args(annotation))
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) > 1:
+        # e.g. `"auto"` or a list of values
+        parts = []
+        for arg in args:
+            if typing.get_origin(arg) is Literal:
+                parts.append(", ".join(f"`{_literal(v)}`" for v in typing.get_args(arg)))
+            elif typing.get_origin(arg) is tuple:
+                parts.append(f"list of {_unwrap(typing.get_args(arg)[0]).__name__}")
+            else:
+                parts.append(getattr(arg, "__name__", str(arg)))
+        return " or ".join(parts) + (" or unset" if optional else "")
     if optional and len(args) == 1:
         annotation = args[0]
     origin = typing.get_origin(annotation)

@@ -16,6 +16,7 @@ chunk_size``), schemes, layers and phases.
 """
 
 import dataclasses
+import json
 import time
 
 import numpy as np
@@ -25,8 +26,9 @@ from dmoe.scheduler import JointProblem
 from .config import config_columns, point_key
 from .execution import configure_device, execution_settings, model_execution, run_chunked
 from .metrics import Clock, Tally
-from .models import air_payload, channel_config, check_model, check_point, load_model
-from .rounds import one_round, per_token, play_round
+from .models import (air_payload, channel_config, check_model, check_point,
+                     layer_importance, load_model)
+from .rounds import one_round, play_round
 from .schemes import decide, get_scheme
 from .seeding import chunk_seeds, derive_seed, draw_examples, point_seeds
 from .study import validate_config
@@ -82,7 +84,8 @@ def run_point(config, model=None):
     model = load_model(config.moe) if model is None else check_model(model)
     check_point(config, model)
     with model_execution(settings, model):
-        tallies, seconds, chunks = _run(config, model, settings)
+        rho_layers = layer_importance(config, model)
+        tallies, seconds, chunks = _run(config, model, settings, rho_layers)
     wall = time.perf_counter() - started
     columns = config_columns(config)
     if config.moe.air_width is None and isinstance(getattr(model, "width", None), int):
@@ -93,7 +96,11 @@ def run_point(config, model=None):
         row = tallies[scheme].row(scheme)
         row.update(point_time_phy_s=seconds["phy"], point_time_moe_s=seconds["moe"])
         row.update(columns)
-        row.update(settings.record(device=device, chunk_size_used=chunks.chunk_size))
+        row.update(settings.record(device=device,
+                                   chunk_size_used=chunks.chunk_size * model.tokens_per_example))
+        if config.layer_importance == "auto":
+            # The rho_l the layer-wise schemes used (the resolved value of "auto").
+            row["layer_importance_used"] = json.dumps(list(rho_layers))
         row.update(point_seed=derive_seed(config.seed, point_key(config)),
                    num_chunks=chunks.num_chunks, chunk_halvings=chunks.halvings,
                    point_wall_time_s=wall)
@@ -101,13 +108,16 @@ def run_point(config, model=None):
     return rows
 
 
-def _run(config, model, settings):
-    """Every scheme on every chunk of tokens: the merged tallies, the shared wall times and the
-    :class:`~dmoe.cosim.execution.ChunkedResult`."""
+def _run(config, model, settings, rho_layers):
+    """Every scheme on every chunk of examples: the merged tallies, the shared wall times and the
+    :class:`~dmoe.cosim.execution.ChunkedResult` (its chunk size in examples)."""
     from dmoe.phy import LinkSimulator  # Sionna: only when a point runs
 
     x_test, y_test = model.test_data()
-    index = draw_examples(config, len(y_test))
+    # num_tokens counts routed tokens; a transformer routes tokens_per_example per example.
+    per_example = model.tokens_per_example
+    num_examples = config.num_tokens // per_example
+    index = draw_examples(config, len(y_test), num_examples)
     x, y = x_test[index], np.asarray(y_test)[index]
     channel_cfg = channel_config(config, model.num_layers)
     sim = None
@@ -122,30 +132,35 @@ def _run(config, model, settings):
     def simulate(positions):
         start, stop = int(positions[0]), int(positions[-1]) + 1
         return _simulate_chunk(config, model, settings, channel_cfg, sim, x[start:stop],
-                               y[start:stop], chunk_seeds(seeds, start, stop, config.num_tokens))
+                               y[start:stop], chunk_seeds(seeds, start, stop, num_examples),
+                               rho_layers)
 
     def combine(parts):
         return ({scheme: Tally.merge([part[0][scheme] for part in parts])
                  for scheme in config.schemes},
                 {name: sum(part[1][name] for part in parts) for name in ("phy", "moe")})
 
-    chunks = run_chunked(simulate, np.arange(config.num_tokens),
-                         chunk_size=settings.chunk_size, combine=combine, restart=True)
+    chunk_size = settings.chunk_size
+    if chunk_size is not None:  # a chunk holds whole examples
+        chunk_size = max(1, chunk_size // per_example)
+    chunks = run_chunked(simulate, np.arange(num_examples),
+                         chunk_size=chunk_size, combine=combine, restart=True)
     tallies, seconds = chunks.output
     return tallies, seconds, chunks
 
 
-def _simulate_chunk(config, model, settings, channel_cfg, sim, x, y, seeds):
-    """One chunk of tokens through every scheme: ``({scheme: Tally}, shared seconds)``."""
+def _simulate_chunk(config, model, settings, channel_cfg, sim, x, y, seeds, rho_layers):
+    """One chunk of examples through every scheme: ``({scheme: Tally}, shared seconds)``."""
     from dmoe.phy import sample_links  # Sionna: only when a point runs
 
     clock = Clock()
     num_layers = model.num_layers
+    # Every routed token is one protocol instance with its own channel draw (docs/cosim.md).
+    num_tokens = len(y) * model.tokens_per_example
     with clock("phy"):
-        links = sample_links(channel_cfg, batch_size=len(y), num_links=model.num_experts,
+        links = sample_links(channel_cfg, batch_size=num_tokens, num_links=model.num_experts,
                              seed=seeds.channel, execution=settings.mode,
                              precision=settings.precision)
-        links = per_token(links, model.tokens_per_example)
     phy = config.phy
     rate_kwargs = dict(model=phy.planning_rate, view="csi")
     if phy.planning_rate == "mcs":
@@ -166,12 +181,13 @@ def _simulate_chunk(config, model, settings, channel_cfg, sim, x, y, seeds):
                       config.compute_energy_j, config.compute_time_s)
         tally.add_channel(snr_db)
         _run_scheme(scheme, config, model, state, y, rounds, rates, channel_cfg, sim, seeds,
-                    tally)
+                    tally, rho_layers)
         tallies[scheme] = tally
     return tallies, shared
 
 
-def _run_scheme(scheme, config, model, state, y, rounds, rates, channel_cfg, sim, seeds, tally):
+def _run_scheme(scheme, config, model, state, y, rounds, rates, channel_cfg, sim, seeds, tally,
+                rho_layers):
     """One scheme on one chunk of tokens, every layer, into ``tally``."""
     clock = Clock()
     rng = np.random.default_rng(seeds.schemes[scheme])
@@ -189,7 +205,7 @@ def _run_scheme(scheme, config, model, state, y, rounds, rates, channel_cfg, sim
             relevance=relevance, rate_dispatch=rate_d[:, layer], payload_bits_dispatch=payload_bits,
             rate_return=rate_u[:, layer], payload_bits_return=payload_bits,
             subcarrier_power_w=power_w, max_experts=min(config.max_experts, model.num_experts),
-            importance=config.layer_importance[layer] if layerwise else config.importance,
+            importance=rho_layers[layer] if layerwise else config.importance,
             compute_energy_j=config.compute_energy_j)
         with clock("scheduler"):
             decision = decide(scheme, problem, rng=rng, top_k=config.top_k,

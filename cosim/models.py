@@ -6,12 +6,14 @@ loads the model the ``[moe]`` section names (trained on first use and cached, se
 """
 
 import dataclasses
+import weakref
 from functools import lru_cache
 
 from .execution import resolve_device
 from .memory import check_point_memory
 
-__all__ = ["load_model", "check_point", "check_model", "air_payload"]
+__all__ = ["load_model", "check_point", "check_model", "air_payload", "layer_importance",
+           "layer_sensitivity"]
 
 _PROTOCOL_MEMBERS = ("num_layers", "num_experts", "tokens_per_example", "has_activations",
                      "execution", "test_data", "embed", "route", "payload_bits", "to_bits",
@@ -27,7 +29,7 @@ def load_model(moe):
 
     Output
     ------
-    model : dmoe.moe.MoEModel or dmoe.moe.TraceMoE
+    model : dmoe.moe.MoEModel, dmoe.moe.SequenceMoEModel (``multidomain``) or dmoe.moe.TraceMoE
     """
     return _load_model(moe.task, moe.cache_dir, moe.num_experts, moe.num_layers, moe.trace_path,
                        moe.trace_width)
@@ -76,12 +78,20 @@ def check_point(config, model):
         Naming the config key and the model's L or K.
     """
     K, L = model.num_experts, model.num_layers
+    per_example = model.tokens_per_example
+    if config.num_tokens % per_example:
+        raise ValueError(f"config key 'num_tokens' = {config.num_tokens}: must be a multiple of "
+                         f"the {per_example} routed tokens per example of the "
+                         f"{config.moe.task!r} model (num_tokens counts routed positions)")
+    if config.layer_importance == "auto" and not model.has_activations:
+        raise ValueError("config key 'layer_importance' = \"auto\" needs a model with "
+                         "activations (a gate trace has no layer sensitivity)")
     if config.max_experts > K:
         raise ValueError(f"config key 'max_experts' = {config.max_experts}: must be <= K = {K} "
                          f"experts of the {config.moe.task!r} model")
     if config.top_k is not None and config.top_k > K:
         raise ValueError(f"config key 'top_k' = {config.top_k}: must be <= K = {K}")
-    if config.layer_importance is not None and len(config.layer_importance) != L:
+    if config.layer_importance not in (None, "auto") and len(config.layer_importance) != L:
         raise ValueError(f"config key 'layer_importance' has {len(config.layer_importance)} "
                          f"values: must have one per MoE layer, L = {L}")
     if config.channel.distances_m is not None and len(config.channel.distances_m) != K:
@@ -146,3 +156,44 @@ def channel_config(config, num_layers):
         return ChannelConfig(**config.channel.model_dump(), num_rounds=num_layers)
     except ValueError as error:
         raise ValueError(f"config section [channel]: {error}") from None
+
+
+_SENSITIVITY = weakref.WeakKeyDictionary()
+
+
+def layer_sensitivity(model, max_experts):
+    """``dmoe.moe.layer_sensitivity`` of a model on its whole test split, memoised per model.
+
+    A pure function of the model's weights and test data (seeded), so computing it once per
+    process, not once per point, changes no result.
+
+    Output
+    ------
+    sensitivity : [L], float64
+    """
+    from dmoe.moe import layer_sensitivity as measure
+    try:
+        memo = _SENSITIVITY.setdefault(model, {})
+    except TypeError:  # a model that cannot be weakly referenced: no memo
+        memo = {}
+    if max_experts not in memo:
+        memo[max_experts] = measure(model, max_experts=max_experts)
+    return memo[max_experts]
+
+
+def layer_importance(config, model):
+    r"""The rho_l a point's layer-wise schemes use: ``layer_importance``, or its ``"auto"`` value.
+
+    ``"auto"``: ``dmoe.moe.auto_layer_importance`` of the model's layer sensitivity (D =
+    ``max_experts``): rho_l grows with the accuracy a layer loses when cut back, and
+    ``mean_l rho_l = importance`` (the homogeneous scheme's mean relevance requirement).
+
+    Output
+    ------
+    rho : tuple of float (one per layer), or None when the point sets none
+    """
+    if config.layer_importance != "auto":
+        return config.layer_importance
+    from dmoe.moe import auto_layer_importance
+    sensitivity = layer_sensitivity(model, min(config.max_experts, model.num_experts))
+    return tuple(float(v) for v in auto_layer_importance(sensitivity, config.importance))

@@ -15,6 +15,10 @@ figure                     shows                                       needs
                                                                        distance field
 ``channel_sensitivity``    accuracy and energy per channel model       ``channel.model`` or
                                                                        ``channel.profile``
+``layerwise_vs_homogeneous``  accuracy against energy per token of      ``des`` or ``jesa``
+                           ``des`` / ``jesa`` and their layer-wise     and a ``_layerwise``
+                           twins across rho (95 % intervals where the  twin
+                           rows have ``accuracy_ci_low/high``)
 =========================  ==========================================  =====================
 
 Accuracies are drawn with their 95 % intervals (``accuracy_ci_low`` / ``accuracy_ci_high``) as
@@ -33,7 +37,9 @@ from .store import read_results
 __all__ = ["plot_results", "FIGURES", "MAX_PANELS"]
 
 FIGURES = ("tradeoff", "energy_vs_subcarriers", "energy_saving_vs_rho", "accuracy_vs_snr",
-           "channel_sensitivity")
+           "channel_sensitivity", "layerwise_vs_homogeneous")
+
+_LAYERWISE_PAIRS = (("des", "des_layerwise"), ("jesa", "jesa_layerwise"))
 MAX_PANELS = 6
 
 _SNR_FIELDS = ("channel.tx_power_dbm", "channel.noise_figure_db", "channel.noise_psd_dbm_hz",
@@ -245,6 +251,47 @@ def _channel_sensitivity(table, swept, directory, formats):
     return _save(fig, directory, "channel_sensitivity", formats), averaged
 
 
+def _has_layerwise_pair(table):
+    schemes = set(table["scheme"])
+    return any(a in schemes and b in schemes for a, b in _LAYERWISE_PAIRS)
+
+
+def _layerwise_vs_homogeneous(table, swept, directory, formats):
+    """Homogeneous rho against layer-wise rho_l at the same point (the same mean requirement
+    when ``layer_importance = "auto"``): accuracy against energy, one curve per scheme."""
+    names = [name for pair in _LAYERWISE_PAIRS for name in pair]
+    table = table[table["scheme"].isin(names)]
+    panels, averaged = _panels(table, swept, {"importance"})
+    schemes = list(dict.fromkeys(table["scheme"]))
+    interval = {"accuracy_ci_low", "accuracy_ci_high"} <= set(table.columns)
+    values = ["energy_per_token_j", "accuracy"] + (["accuracy_ci_low", "accuracy_ci_high"]
+                                                   if interval else [])
+    fig, axes = _figure(len(panels))
+    for ax, (title, sub) in zip(axes, panels):
+        for scheme, rows in sub.groupby("scheme", sort=False):
+            rows = _mean_over(rows, ["importance"], values)
+            style = _style(scheme, schemes)
+            x, y = rows["energy_per_token_j"] * 1e3, rows["accuracy"] * 100
+            if interval:
+                error = np.vstack([y - rows["accuracy_ci_low"] * 100,
+                                   rows["accuracy_ci_high"] * 100 - y])
+                ax.errorbar(x, y, yerr=error, capsize=2, elinewidth=0.8, **style)
+            else:
+                ax.plot(x, y, **style)
+            for rho, xi, yi in zip(rows["importance"], x, y):
+                if scheme in ("des", "des_layerwise"):
+                    ax.annotate(f"{rho:g}", (xi, yi), fontsize=6, alpha=0.7,
+                                textcoords="offset points", xytext=(3, -8))
+        ax.set_xlabel("energy per token (mJ)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_xscale("log")
+        _plain_log_ticks(ax.xaxis)
+        ax.set_title(title or "layer-wise against homogeneous rho", fontsize=9)
+        ax.grid(alpha=0.3)
+    _legend(axes, len(panels))
+    return _save(fig, directory, "layerwise_vs_homogeneous", formats), averaged
+
+
 def plot_results(directory, formats=("png", "pdf"), out=None, log=print):
     """Draw every standard figure the run's data supports.
 
@@ -310,6 +357,9 @@ def plot_results(directory, formats=("png", "pdf"), out=None, log=print):
             any(name in swept for name in ("channel.model", "channel.profile")),
             "channel.model / channel.profile was not swept",
             lambda: _channel_sensitivity(table, swept, out, formats))
+    attempt("layerwise_vs_homogeneous", _has_layerwise_pair(table),
+            "needs des or jesa together with its _layerwise twin",
+            lambda: _layerwise_vs_homogeneous(table, swept, out, formats))
     return written
 
 
@@ -320,7 +370,7 @@ def _synthetic_table(seed=0):
     rows = []
     for rho, n, power, model in itertools.product(
             (0.5, 0.8, 1.0), (16, 64), (0.0, 23.0), ("rayleigh", "tdl", "umi")):
-        for scheme in ("des", "jesa", "top_k"):
+        for scheme in ("des", "jesa", "top_k", "des_layerwise"):
             energy = 1e-3 * (rho + 0.2) * (64 / n) * (1.5 if scheme == "top_k" else 1.0)
             rows.append({"scheme": scheme, "importance": rho, "channel.num_subcarriers": n,
                          "channel.tx_power_dbm": power, "channel.model": model,

@@ -20,6 +20,7 @@ so with ``"corrupt"`` they see the air payload's bit errors.
 """
 
 import dataclasses
+import inspect
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -173,13 +174,18 @@ def _transmit(sim, links_round, mask, payload_bits, payload, seed, direction, pl
         received=received)
 
 
-def _expert_outputs(model, layer, tokens_sent, received_bits, bits_per_value, errors):
-    """Each node's output on what it received: [T, K, width].
+def _expert_outputs(model, layer, tokens_sent, received_bits, bits_per_value, errors, computed):
+    """Each node's output on what it received: [T, K, width] (rows of idle nodes unused).
 
     ``tokens_sent`` [T, width] is the quantised token every node gets intact; rows of
-    ``received_bits`` [T, K, bits] with ``errors`` [T, K] > 0 are decoded and recomputed.
+    ``received_bits`` [T, K, bits] with ``errors`` [T, K] > 0 are decoded and recomputed. A
+    model whose ``expert_outputs`` takes ``selected=`` computes only the ``computed`` [T, K]
+    pairs (the others are never sent back).
     """
-    outputs = model.expert_outputs(layer, tokens_sent)
+    if _takes_selection(model):
+        outputs = model.expert_outputs(layer, tokens_sent, selected=computed)
+    else:
+        outputs = model.expert_outputs(layer, tokens_sent)
     if received_bits is None or not np.any(errors > 0):
         return outputs
     token, expert = np.nonzero(errors > 0)
@@ -187,6 +193,13 @@ def _expert_outputs(model, layer, tokens_sent, received_bits, bits_per_value, er
     outputs = outputs.copy()
     outputs[token, expert] = model.expert_outputs(layer, corrupted)[np.arange(len(token)), expert]
     return outputs
+
+
+def _takes_selection(model):
+    try:
+        return "selected" in inspect.signature(model.expert_outputs).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def play_round(model, layer, state, tokens, relevance, decision, *, links, rate_dispatch,
@@ -250,10 +263,16 @@ def play_round(model, layer, state, tokens, relevance, decision, *, links, rate_
     reached_node = dispatch.delivered | (corrupt & selected)
     if activations:
         with clock("moe"):
+            computed = selected & reached_node
             outputs = _expert_outputs(model, layer, tokens_sent, dispatch.received,
-                                      bits_per_value, dispatch.bit_errors * selected)
-            out_bits = model.to_bits(outputs, bits_per_value)                 # [T, K, bits]
-            outputs_sent = model.from_bits(out_bits, bits_per_value)
+                                      bits_per_value, dispatch.bit_errors * selected, computed)
+            # Only computing nodes send anything back: quantise just their outputs.
+            token, expert = np.nonzero(computed)
+            pair_bits = model.to_bits(outputs[token, expert], bits_per_value)  # [M, bits]
+            out_bits = np.zeros((num_tokens, num_experts, pair_bits.shape[-1]), np.uint8)
+            out_bits[token, expert] = pair_bits                                # [T, K, bits]
+            outputs_sent = np.zeros_like(outputs)
+            outputs_sent[token, expert] = model.from_bits(pair_bits, bits_per_value)
 
     # Only nodes that got (something of) the token compute and answer.
     return_mask = decision.returned & reached_node[..., None]

@@ -125,9 +125,13 @@ def chunk_seeds(seeds, start, stop, num_tokens):
                       schemes={name: of(seed) for name, seed in seeds.schemes.items()})
 
 
-def draw_examples(config, num_examples):
-    """Indices of the point's test examples: [num_tokens] int, without replacement if possible."""
+def draw_examples(config, num_examples, num_drawn=None):
+    """Indices of the point's test examples, without replacement if possible.
+
+    ``num_drawn`` examples (default ``num_tokens``: one routed token per example) out of
+    ``num_examples``: [num_drawn] int.
+    """
+    num_drawn = config.num_tokens if num_drawn is None else num_drawn
     rng = np.random.default_rng(derive_seed(config.seed, "tokens", moe_key(config),
                                             config.num_tokens))
-    return rng.choice(num_examples, size=config.num_tokens,
-                      replace=config.num_tokens > num_examples)
+    return rng.choice(num_examples, size=num_drawn, replace=num_drawn > num_examples)

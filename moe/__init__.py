@@ -3,7 +3,8 @@
 This is the only package that defines Keras models. It provides a layer-by-layer MoE that
 supplies gate relevance scores and the task accuracy under any expert choice: ``digits``
 (scikit-learn handwritten digits), ``modrec`` (modulation recognition) and ``trace`` (replayed gate
-scores), and the interface the co-simulation drives, :class:`MoEProtocol`. See ``docs/moe.md``.
+scores) and ``multidomain`` (a token-level transformer MoE on generated multi-domain sequences),
+and the interface the co-simulation drives, :class:`MoEProtocol`. See ``docs/moe.md``.
 Names are imported on first use (the supported TensorFlow / NumPy versions are checked then);
 nothing here imports Sionna.
 """
@@ -27,6 +28,10 @@ _HOME = {
     "quantization_step": "quantize",
     "AIR_PRESETS": "payload", "AirPreset": "payload", "air_preset": "payload",
     "PayloadLayout": "payload", "payload_layout": "payload",
+    "SequenceMoEModel": "sequence_model", "SequenceState": "sequence_model",
+    "TransformerMoENetwork": "transformer", "TransformerMoEBlock": "transformer",
+    "layer_sensitivity": "sensitivity", "auto_layer_importance": "sensitivity",
+    "cheapest_covering_set": "sensitivity", "routing_concentration": "sensitivity",
 }
 
 __all__ = list(_HOME)

@@ -6,7 +6,11 @@ import json
 
 __all__ = ["MoEConfig", "TASKS"]
 
-TASKS = ("digits", "modrec", "trace")
+TASKS = ("digits", "modrec", "trace", "multidomain")
+
+# The multidomain generator's domains (dmoe.moe._sequences.DOMAINS, repeated here so that the
+# config imports no data code).
+_SEQUENCE_DOMAINS = ("reverse", "sort", "add", "qam16", "dqpsk")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,7 +23,8 @@ class MoEConfig:
     Parameters
     ----------
     task : str
-        ``"digits"``, ``"modrec"`` or ``"trace"``.
+        ``"digits"``, ``"modrec"``, ``"trace"`` or ``"multidomain"`` (a token-level transformer
+        MoE on generated sequences, see ``docs/moe.md``).
     num_layers : int
         L, number of MoE layers.
     num_experts : int
@@ -32,6 +37,9 @@ class MoEConfig:
         Experts per token used in training (sparse top-k routing), ``1 <= top_k <= num_experts``.
     balance_weight : float
         Weight of the load-balancing loss ``K * sum_k f_k P_k`` (Switch-Transformer form).
+    gate_entropy_weight : float
+        ``multidomain`` only: weight of a bonus on the gate's mean entropy (subtracted from the
+        loss), which keeps relevance scores spread over more than the top-2 experts.
     epochs : int
         Training epochs.
     batch_size : int
@@ -54,6 +62,15 @@ class MoEConfig:
         ``.npz`` file with an array ``gates`` or ``logits`` [tokens, layers, experts] (``trace``).
     trace_width : int
         Hidden width of the traced model, used only for ``payload_bits`` of a ``trace`` model.
+    num_heads : int
+        Attention heads of each ``multidomain`` block (``width`` must be a multiple of it).
+    multidomain_train : int
+        Training sequences generated for ``multidomain``.
+    multidomain_test : int
+        Test sequences generated for ``multidomain`` (its own random stream).
+    multidomain_domains : tuple of str
+        Domains of the ``multidomain`` sequences, a subset of
+        ``("reverse", "sort", "add", "qam16", "dqpsk")``.
 
     Example
     -------
@@ -68,6 +85,7 @@ class MoEConfig:
     expert_hidden: int = 32
     top_k: int = 2
     balance_weight: float = 0.05
+    gate_entropy_weight: float = 0.0
     epochs: int = 40
     batch_size: int = 64
     learning_rate: float = 3e-3
@@ -79,17 +97,24 @@ class MoEConfig:
     modrec_orders: tuple = (2, 4, 16, 64)
     trace_path: str | None = None
     trace_width: int = 4096
+    num_heads: int = 4
+    multidomain_train: int = 60000
+    multidomain_test: int = 2500
+    multidomain_domains: tuple = _SEQUENCE_DOMAINS
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         for name in ("num_layers", "num_experts", "width", "expert_hidden", "top_k", "epochs",
-                     "batch_size", "modrec_examples", "modrec_symbols", "trace_width"):
+                     "batch_size", "modrec_examples", "modrec_symbols", "trace_width", "num_heads",
+                     "multidomain_train", "multidomain_test"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.top_k > self.num_experts:
             raise ValueError(f"top_k must be <= num_experts={self.num_experts}, got {self.top_k}")
+        if not self.gate_entropy_weight >= 0.0:
+            raise ValueError(f"gate_entropy_weight must be >= 0, got {self.gate_entropy_weight!r}")
         if not self.balance_weight >= 0.0:
             raise ValueError(f"balance_weight must be >= 0, got {self.balance_weight!r}")
         if not self.learning_rate > 0.0:
@@ -107,6 +132,15 @@ class MoEConfig:
         if bad or len(set(self.modrec_orders)) < 2:
             raise ValueError("modrec_orders must hold >= 2 distinct orders from (2, 4, 16, 64, 256), "
                              f"got {self.modrec_orders}")
+        object.__setattr__(self, "multidomain_domains", tuple(self.multidomain_domains))
+        bad = [d for d in self.multidomain_domains if d not in _SEQUENCE_DOMAINS]
+        if bad or not self.multidomain_domains \
+                or len(set(self.multidomain_domains)) != len(self.multidomain_domains):
+            raise ValueError(f"multidomain_domains must hold distinct names from {_SEQUENCE_DOMAINS}, "
+                             f"got {self.multidomain_domains}")
+        if self.task == "multidomain" and self.width % self.num_heads:
+            raise ValueError(f"width must be a multiple of num_heads={self.num_heads}, "
+                             f"got {self.width}")
         if self.task == "trace" and self.trace_path is None:
             raise ValueError("trace_path must name an .npz file when task='trace'")
 

@@ -21,6 +21,10 @@ __all__ = ["DEFAULT_CONFIGS", "default_cache_dir", "cache_path", "load_default_m
 DEFAULT_CONFIGS = {
     "digits": MoEConfig(task="digits"),
     "modrec": MoEConfig(task="modrec", epochs=15, modrec_examples=8000, balance_weight=0.2),
+    "multidomain": MoEConfig(task="multidomain", num_layers=4, num_experts=8, width=64,
+                             expert_hidden=128, num_heads=4, balance_weight=0.01,
+                             gate_entropy_weight=0.05, epochs=3, batch_size=128,
+                             learning_rate=3e-3),
 }
 
 _MEMO = {}
@@ -89,7 +93,7 @@ def _trained(config, cache_dir):
     model = None
     if os.path.exists(path):
         try:
-            model = MoEModel.load(path)
+            model = _load(path, config)
         except Exception:  # a truncated or foreign file: rebuild it
             model = None
     if model is None:
@@ -97,6 +101,13 @@ def _trained(config, cache_dir):
         model.save(path)
     _MEMO[path] = model
     return model
+
+
+def _load(path, config):
+    if config.task == "multidomain":
+        from dmoe.moe.sequence_model import SequenceMoEModel
+        return SequenceMoEModel.load(path)
+    return MoEModel.load(path)
 
 
 def load_default_moe(task, cache_dir=None):

@@ -21,9 +21,26 @@ from dmoe.moe._data import load_task_data
 from dmoe.moe.config import MoEConfig
 from dmoe.moe.network import MoENetwork, renormalised_weights
 
-__all__ = ["MoEModel", "SELECTIONS"]
+__all__ = ["MoEModel", "SELECTIONS", "save_network"]
 
 SELECTIONS = ("top_k", "bottom_k", "least_relevant", "random", "all", "none")
+
+
+def save_network(network, path):
+    """Write a Keras network atomically to ``path`` (``.keras``; temporary file + ``os.replace``)."""
+    path = os.fspath(path)
+    if not path.endswith(".keras"):
+        raise ValueError(f"path must end in '.keras', got {path!r}")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".keras", dir=directory)
+    os.close(handle)
+    try:
+        network.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 @dataclass(frozen=True)
@@ -463,19 +480,7 @@ class MoEModel:
     # ------------------------------------------------------------------ save and load
     def save(self, path):
         """Write the model atomically to ``path`` (a ``.keras`` file; the config rides inside)."""
-        path = os.fspath(path)
-        if not path.endswith(".keras"):
-            raise ValueError(f"path must end in '.keras', got {path!r}")
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(suffix=".keras", dir=directory)
-        os.close(handle)
-        try:
-            self.network.save(temporary)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
+        save_network(self.network, path)
 
     @classmethod
     def load(cls, path):
