@@ -67,8 +67,12 @@ class SequenceMoEModel:
 
     Attributes
     ----------
-    num_layers, num_experts, width : int
-        L, K and the hidden width.
+    num_layers : int
+        L, the MoE layers.
+    num_experts : int
+        K, the experts per layer.
+    width : int
+        The hidden width.
     tokens_per_example : int
         Positions per sequence (every position is a routed token).
     has_activations : bool
