@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+# TensorFlow's C++ start-up log (CUDA factories, cuInit on a machine without a GPU) is noise here;
+# dmoe's own errors are Python exceptions. Set TF_CPP_MIN_LOG_LEVEL=0 to see it.
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: run test docs bench clean
 

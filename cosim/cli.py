@@ -66,7 +66,9 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
-    if not args.verbose and args.command != "select-demo":
+    if args.verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    elif args.command != "select-demo":
         import_tensorflow_quietly()
     try:
         return int(_load(args._module).run(args) or 0)
