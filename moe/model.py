@@ -18,6 +18,7 @@ from dmoe.common import DEFAULT_EXECUTION, check_execution, compile_function
 from dmoe.scheduler import top_d_mask
 from dmoe.moe import quantize as _quantize
 from dmoe.moe._data import load_task_data
+from dmoe.moe._masks import expert_mask
 from dmoe.moe.config import MoEConfig
 from dmoe.moe.network import MoENetwork, renormalised_weights
 
@@ -185,15 +186,7 @@ class MoEModel:
         return hidden
 
     def _mask(self, selected, batch):
-        selected = np.asarray(selected)
-        if selected.shape != (batch, self.num_experts):
-            raise ValueError(f"selected must have shape [{batch}, {self.num_experts}] (bool), "
-                             f"got {selected.shape}")
-        if selected.dtype != np.bool_:
-            if not np.all((selected == 0) | (selected == 1)):
-                raise ValueError("selected must be a boolean mask (or 0/1 values)")
-            selected = selected.astype(bool)
-        return selected
+        return expert_mask(selected, batch, self.num_experts)
 
     # ----------------------------------------------------------------------- public API
     @property

@@ -15,6 +15,7 @@ import keras
 from dmoe.moe import quantize as _quantize
 from dmoe.common import DEFAULT_EXECUTION, check_execution
 from dmoe.moe._sequences import DOMAINS, load_sequence_data
+from dmoe.moe._masks import expert_mask
 from dmoe.moe.config import MoEConfig
 from dmoe.moe.network import renormalised_weights
 from dmoe.moe.transformer import TransformerMoENetwork
@@ -194,15 +195,7 @@ class SequenceMoEModel:
         return tokens
 
     def _mask(self, mask, rows, name):
-        mask = np.asarray(mask)
-        if mask.shape != (rows, self.num_experts):
-            raise ValueError(f"{name} must have shape [{rows}, {self.num_experts}] (bool), "
-                             f"got {mask.shape}")
-        if mask.dtype != np.bool_:
-            if not np.all((mask == 0) | (mask == 1)):
-                raise ValueError(f"{name} must be a boolean mask (or 0/1 values)")
-            mask = mask.astype(bool)
-        return mask
+        return expert_mask(mask, rows, self.num_experts, name)
 
     # ----------------------------------------------------------------------- public API
     @property

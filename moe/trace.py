@@ -15,6 +15,7 @@ import numpy as np
 
 from dmoe.common import DEFAULT_EXECUTION, check_execution
 from dmoe.moe import quantize as _quantize
+from dmoe.moe._masks import expert_mask
 from dmoe.moe.config import MoEConfig
 
 __all__ = ["TraceMoE", "TraceState", "record_trace", "load_trace"]
@@ -217,11 +218,7 @@ class TraceMoE:
         return hidden.astype(np.int64)
 
     def _mask(self, selected, batch):
-        selected = np.asarray(selected)
-        if selected.shape != (batch, self.num_experts):
-            raise ValueError(f"selected must have shape [{batch}, {self.num_experts}] (bool), "
-                             f"got {selected.shape}")
-        return selected.astype(bool)
+        return expert_mask(selected, batch, self.num_experts)
 
     def test_data(self):
         """All tokens: indices ``[tokens]`` int64, and the ideal retained mass ``[tokens]`` (ones)."""
