@@ -163,7 +163,7 @@ def _allocate_phase(rate, bits, power, deadline, selected):
     ok = np.ones(num, dtype=bool)
     timed = np.isfinite(deadline)
 
-    untimed = np.flatnonzero(~timed)
+    untimed = (~timed).nonzero()[0]  # 1-D: nonzero skips flatnonzero's ravel
     if untimed.size:
         if untimed.size == num:  # every instance: no copies
             energy, sel = _single_energy(rate, bits, power), selected  # [U, K, N], [U, K]
@@ -176,11 +176,11 @@ def _allocate_phase(rate, bits, power, deadline, selected):
         tagged = np.where(sel, best, -1 - np.arange(num_experts))
         ordered = np.sort(tagged, axis=-1)
         collide = (ordered[:, 1:] == ordered[:, :-1]).any(axis=-1)
-        free = np.flatnonzero(~collide)
+        free = (~collide).nonzero()[0]
         u_idx, k_idx = np.nonzero(sel[free])
         mask[untimed[free][u_idx], k_idx, best[free][u_idx, k_idx]] = True
-        for local in np.flatnonzero(collide):
-            experts = np.flatnonzero(sel[local])
+        for local in collide.nonzero()[0]:
+            experts = sel[local].nonzero()[0]
             if experts.size > num_subcarriers:
                 ok[untimed[local]] = False
                 continue
@@ -193,7 +193,7 @@ def _allocate_phase(rate, bits, power, deadline, selected):
         # A chosen expert whose every subcarrier is dead cannot be served.
         ok[untimed] &= ~(sel & ~np.isfinite(energy.min(axis=-1))).any(axis=-1)
 
-    timed = np.flatnonzero(timed)
+    timed = timed.nonzero()[0]
     if timed.size:
         # Fast path: each chosen expert's fewest best subcarriers over all of them; where these
         # sets do not overlap they are the optimal allocation for the set. Only instances with
@@ -305,7 +305,7 @@ def displacement_costs(problem, selected, masks, cost, rows):
     best = induced_costs(problem, [None] * len(masks), rows)  # all free; includes compute energy
     charged = cost.copy()
     for j in range(problem.num_experts):
-        has = np.flatnonzero(selected[:, j] & np.isfinite(base))
+        has = (selected[:, j] & np.isfinite(base)).nonzero()[0]
         if has.size == 0:
             continue
         reduced = selected[has].copy()
@@ -413,7 +413,7 @@ def _jesa_flat(problem, max_iterations):
     last_cost = cost  # the costs on which DES chose the current set
 
     for _ in range(max_iterations):
-        rows = np.flatnonzero(active)
+        rows = active.nonzero()[0]
         if rows.size == 0:
             break
         current = [mask[rows] for mask in masks]
@@ -445,7 +445,7 @@ def _jesa_flat(problem, max_iterations):
         for variant in range(num_variants):
             part = slice(variant * rows.size, (variant + 1) * rows.size)
             new_selected, new_ok = candidates[part], candidates_ok[part]
-            changed = np.flatnonzero((new_selected != selected[rows]).any(axis=-1) & new_ok)
+            changed = ((new_selected != selected[rows]).any(axis=-1) & new_ok).nonzero()[0]
             if changed.size == 0:
                 continue
             trial = rows[changed]

@@ -35,6 +35,8 @@ def _as_float_array(value, name):
 
 def _broadcast(value, shape, name, expected):
     array = _as_float_array(value, name)
+    if array.ndim == 0:  # a scalar: np.full skips broadcast_to's fixed cost
+        return np.full(shape, array)
     try:
         return np.broadcast_to(array, shape).copy()
     except ValueError as error:
@@ -44,7 +46,8 @@ def _broadcast(value, shape, name, expected):
 
 
 def _check_positive_finite(array, name):
-    if not np.all(np.isfinite(array)) or np.any(array <= 0):
+    # min > 0 fails on NaN too; max < inf catches +inf (one reduction each).
+    if array.size and not (array.min() > 0 and array.max() < np.inf):
         raise ValueError(f"`{name}` must be positive and finite")
 
 
@@ -116,7 +119,7 @@ class JointProblem:
         relevance = _as_float_array(relevance, "relevance")
         if relevance.ndim < 1 or relevance.shape[-1] == 0:
             raise ValueError(f"`relevance` must have shape [..., K] with K >= 1, got {relevance.shape}")
-        if not np.all(np.isfinite(relevance)) or np.any(relevance < 0):
+        if relevance.size and not (relevance.min() >= 0 and relevance.max() < np.inf):  # NaN fails both comparisons
             raise ValueError("`relevance` must be non-negative and finite")
         batch_shape, num_experts = relevance.shape[:-1], relevance.shape[-1]
 
@@ -150,11 +153,11 @@ class JointProblem:
             raise ValueError("give exactly one of `importance` (rho) and `threshold` (gamma)")
         if importance is not None:
             importance = _broadcast(importance, batch_shape, "importance", "the batch shape [...]")
-            if not np.all(np.isfinite(importance)) or np.any((importance < 0) | (importance > 1)):
+            if importance.size and not (importance.min() >= 0 and importance.max() <= 1):  # NaN fails
                 raise ValueError("`importance` must lie in [0, 1]")
         else:
             threshold = _broadcast(threshold, batch_shape, "threshold", "the batch shape [...]")
-            if not np.all(np.isfinite(threshold)) or np.any(threshold < 0):
+            if threshold.size and not (threshold.min() >= 0 and threshold.max() < np.inf):
                 raise ValueError("`threshold` must be non-negative and finite")
 
         deadline_dispatch, deadline_return = self._check_deadline(deadline_s, batch_shape)
@@ -163,7 +166,7 @@ class JointProblem:
             compute_energy_j = np.zeros(link_shape)
         else:
             compute_energy_j = _broadcast(compute_energy_j, link_shape, "compute_energy_j", "[..., K]")
-            if not np.all(np.isfinite(compute_energy_j)) or np.any(compute_energy_j < 0):
+            if compute_energy_j.size and not (compute_energy_j.min() >= 0 and compute_energy_j.max() < np.inf):
                 raise ValueError("`compute_energy_j` must be non-negative and finite")
 
         self.relevance = relevance
@@ -189,7 +192,7 @@ class JointProblem:
         expected = batch_shape + (num_experts,)
         if rate.ndim != len(expected) + 1 or rate.shape[:-1] != expected or rate.shape[-1] == 0:
             raise ValueError(f"`{name}` must have shape [..., K, N] = {expected} + (N >= 1,), got {rate.shape}")
-        if np.any(np.isnan(rate)) or np.any(np.isinf(rate)) or np.any(rate < 0):
+        if rate.size and not (rate.min() >= 0 and rate.max() < np.inf):  # NaN fails both comparisons
             raise ValueError(f"`{name}` must be non-negative and finite")
         return rate
 
@@ -217,7 +220,7 @@ class JointProblem:
                 out.append(np.full(batch_shape, np.inf))
                 continue
             array = _broadcast(value, batch_shape, f"deadline_s ({phase})", "the batch shape [...]")
-            if np.any(np.isnan(array)) or np.any(array <= 0):
+            if array.size and not array.min() > 0:  # NaN fails the comparison; inf is no deadline
                 raise ValueError(f"`deadline_s` ({phase}) must be positive (inf for no deadline)")
             out.append(array)
         return out[0], out[1]
@@ -301,20 +304,26 @@ class JointProblem:
             subcarrier sets overlap, a selected link has none, an unselected link has some, or a
             link misses its deadline.
         """
+        return self._energy_and_links(selected, dispatch, returned)[0]
+
+    def _energy_and_links(self, selected, dispatch, returned=None):
+        """``energy_j`` and each phase's ``(energy_j, airtime_s)`` of every link, [..., K] (internal)."""
         selected = np.asarray(selected, dtype=bool)
         total = np.where(selected, self.compute_energy_j, 0.0).sum(axis=-1)
         masks = [np.asarray(dispatch, dtype=bool)]
         if self.has_return:
             masks.append(np.asarray(returned, dtype=bool))
         ok = _meets_selection(self, selected)
+        links = []
         for (rate, bits, deadline), mask in zip(self.phases(), masks):
             energy, airtime = link_energy_airtime(rate, mask, bits, self.subcarrier_power_w)
-            ok &= np.all(mask.sum(axis=-2) <= 1, axis=-1)
-            ok &= np.all(mask.any(axis=-1) == selected, axis=-1)
-            ok &= np.all(~selected | (airtime <= deadline[..., None] * (1 + 1e-12)), axis=-1)
-            ok &= np.all(~selected | np.isfinite(energy), axis=-1)
+            links.append((energy, airtime))
+            ok &= (mask.sum(axis=-2) <= 1).all(axis=-1)
+            ok &= (mask.any(axis=-1) == selected).all(axis=-1)
+            ok &= (~selected | (airtime <= deadline[..., None] * (1 + 1e-12))).all(axis=-1)
+            ok &= (~selected | np.isfinite(energy)).all(axis=-1)
             total = total + np.where(selected, energy, 0.0).sum(axis=-1)
-        return np.where(ok, total, np.inf)
+        return np.where(ok, total, np.inf), links
 
 
 def _meets_selection(problem, selected):
@@ -363,7 +372,7 @@ def fewest_best(rate, available, payload_bits, power_w, deadline_s):
         or None when no instance has a deadline
     """
     usable = np.where(available, rate, 0.0)
-    if not np.any(np.isfinite(deadline_s)):
+    if not np.isfinite(deadline_s).any():
         # No deadline anywhere: the single best subcarrier, no sort needed.
         best = usable.max(axis=-1)
         with np.errstate(divide="ignore"):
@@ -446,17 +455,13 @@ def build_result(problem, selected, dispatch, returned, iterations, status, solv
     selected = np.where(infeasible[:, None], False, selected)
     dispatch = np.where(infeasible[:, None, None], False, dispatch)
     returned = np.where(infeasible[:, None, None], False, returned)
-    parts = []
-    airtimes = []
-    for (rate, bits, _), mask in zip(problem.phases(), (dispatch, returned)):
-        energy, airtime = link_energy_airtime(rate, mask, bits, problem.subcarrier_power_w)
-        parts.append(energy.sum(axis=-1))
-        airtimes.append(airtime)
+    total, links = problem._energy_and_links(selected, dispatch, returned if problem.has_return else None)
+    parts = [energy.sum(axis=-1) for energy, _ in links]
+    airtimes = [airtime for _, airtime in links]
     if not problem.has_return:
         parts.append(np.zeros(num))
         airtimes.append(np.zeros_like(airtimes[0]))
     compute = np.where(selected, problem.compute_energy_j, 0.0).sum(axis=-1)
-    total = problem.energy_j(selected, dispatch, returned if problem.has_return else None)
     total = np.where(infeasible, np.inf, total)
     feasible = np.isfinite(total)
     status = np.where(feasible, status, STATUS_INFEASIBLE)
