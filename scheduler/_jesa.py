@@ -416,16 +416,19 @@ def _jesa_flat(problem, max_iterations):
         rows = active.nonzero()[0]
         if rows.size == 0:
             break
-        current = [mask[rows] for mask in masks]
-        cost = induced_costs(problem, current, rows)
+        if rows.size == num:  # every instance: the arrays themselves, no copies
+            cost = induced_costs(problem, masks)
+            sel, seen, free_cost = selected, last_cost, decoupled
+        else:
+            cost = induced_costs(problem, [mask[rows] for mask in masks], rows)
+            sel, seen, free_cost = selected[rows], last_cost[rows], decoupled[rows]
         # If the chosen experts cost what DES saw and no other expert got cheaper, every other
         # set costs at least what it did and the current set is still a DES optimum of the plain
         # re-costing; if moreover no chosen expert lost a subcarrier to another, the
         # holder-charged re-costings have nothing to charge. Converged without another DES call:
         # the common case (no collision) once N >> K.
-        sel = selected[rows]
-        same = np.where(sel, _close(cost, last_cost[rows]), cost >= last_cost[rows]).all(axis=-1)
-        same &= ~(sel & ~_close(cost, decoupled[rows])).any(axis=-1)
+        same = np.where(sel, _close(cost, seen), cost >= seen).all(axis=-1)
+        same &= ~(sel & ~_close(cost, free_cost)).any(axis=-1)
         active[rows[same]] = False
         rows, cost = rows[~same], cost[~same]
         if rows.size == 0:

@@ -320,8 +320,8 @@ class JointProblem:
             links.append((energy, airtime))
             ok &= (mask.sum(axis=-2) <= 1).all(axis=-1)
             ok &= (mask.any(axis=-1) == selected).all(axis=-1)
-            ok &= (~selected | (airtime <= deadline[..., None] * (1 + 1e-12))).all(axis=-1)
-            ok &= (~selected | np.isfinite(energy)).all(axis=-1)
+            served = (airtime <= deadline[..., None] * (1 + 1e-12)) & np.isfinite(energy)
+            ok &= (~selected | served).all(axis=-1)
             total = total + np.where(selected, energy, 0.0).sum(axis=-1)
         return np.where(ok, total, np.inf), links
 
@@ -347,9 +347,10 @@ def link_energy_airtime(rate, mask, payload_bits, power_w):
     """
     rate_sum = np.where(mask, rate, 0.0).sum(axis=-1)
     count = mask.sum(axis=-1)
+    used = count > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        airtime = np.where(count > 0, payload_bits / rate_sum, 0.0)
-    energy = np.where(count > 0, power_w * count * airtime, 0.0)
+        airtime = np.where(used, payload_bits / rate_sum, 0.0)
+    energy = np.where(used, power_w * count * airtime, 0.0)
     return energy, airtime
 
 
@@ -371,13 +372,14 @@ def fewest_best(rate, available, payload_bits, power_w, deadline_s):
     order : [..., K, N], int (available subcarriers, best first; take the first ``count``),
         or None when no instance has a deadline
     """
-    usable = np.where(available, rate, 0.0)
+    # available=True (every subcarrier, a plain bool): the rates as they are, no copy.
+    usable = rate if available is True else np.where(available, rate, 0.0)
     if not np.isfinite(deadline_s).any():
         # No deadline anywhere: the single best subcarrier, no sort needed.
         best = usable.max(axis=-1)
-        with np.errstate(divide="ignore"):
-            energy = np.where(best > 0, power_w * payload_bits / np.where(best > 0, best, 1.0), np.inf)
-        return energy, (best > 0).astype(np.int64), None
+        positive = best > 0  # the division sees positive rates only
+        energy = np.where(positive, power_w * payload_bits / np.where(positive, best, 1.0), np.inf)
+        return energy, positive.astype(np.int64), None
     order = np.argsort(-usable, axis=-1, kind="stable")
     sorted_rate = np.take_along_axis(usable, order, axis=-1)
     cumulative = np.cumsum(sorted_rate, axis=-1)
@@ -452,9 +454,10 @@ def build_result(problem, selected, dispatch, returned, iterations, status, solv
     """Fill a JointResult from flat ``[B, ...]`` decisions (internal)."""
     num = selected.shape[0]
     infeasible = status == STATUS_INFEASIBLE
-    selected = np.where(infeasible[:, None], False, selected)
-    dispatch = np.where(infeasible[:, None, None], False, dispatch)
-    returned = np.where(infeasible[:, None, None], False, returned)
+    if infeasible.any():
+        selected = np.where(infeasible[:, None], False, selected)
+        dispatch = np.where(infeasible[:, None, None], False, dispatch)
+        returned = np.where(infeasible[:, None, None], False, returned)
     total, links = problem._energy_and_links(selected, dispatch, returned if problem.has_return else None)
     parts = [energy.sum(axis=-1) for energy, _ in links]
     airtimes = [airtime for _, airtime in links]
