@@ -389,10 +389,11 @@ def jesa(problem, max_iterations=50):
     start = time.perf_counter()
     batch_shape = problem.batch_shape
     flat = problem._flat()
-    selected, masks, energy, iterations, status, history = _jesa_flat(flat, int(max_iterations))
+    selected, masks, energy, iterations, status, history, evaluated = _jesa_flat(flat, int(max_iterations))
     returned = masks[1] if flat.has_return else np.zeros_like(masks[0])
     return build_result(
-        flat, selected, masks[0], returned, iterations, status, time.perf_counter() - start, history, batch_shape
+        flat, selected, masks[0], returned, iterations, status, time.perf_counter() - start, history, batch_shape,
+        evaluated,
     )
 
 
@@ -401,7 +402,10 @@ def _jesa_flat(problem, max_iterations):
     cost = induced_costs(problem, [None] * len(problem.phases()))  # nothing held: each expert's best link
     selected, select_ok, _ = select_experts(problem, cost)
     masks, alloc_ok = allocate(problem, selected)
-    energy = _total_energy(problem, selected, masks, select_ok & alloc_ok, None)
+    # As _total_energy, keeping the links: while no instance changes its decision, build_result
+    # takes them instead of evaluating the same decision again.
+    evaluated = problem._energy_and_links(selected, masks[0], masks[1] if problem.has_return else None)
+    energy = np.where(select_ok & alloc_ok, evaluated[0], np.inf)
     iterations = np.ones(num, dtype=np.int64)
     status = np.full(num, STATUS_CONVERGED, dtype="<U16")
     history = [energy.copy()]
@@ -457,6 +461,8 @@ def _jesa_flat(problem, max_iterations):
             old = best_energy[changed]
             better = trial_energy < np.where(np.isfinite(old), old * (1 - _IMPROVEMENT_RTOL), np.inf)
             accept = trial[better]
+            if accept.size:
+                evaluated = None
             selected[accept] = new_selected[changed][better]
             for mask, trial_mask in zip(masks, trial_masks):
                 mask[accept] = trial_mask[better]
@@ -468,7 +474,7 @@ def _jesa_flat(problem, max_iterations):
         history.append(energy.copy())
     status[active] = STATUS_ITERATION_LIMIT
     status[~np.isfinite(energy)] = STATUS_INFEASIBLE
-    return selected, masks, energy, iterations, status, np.stack(history, axis=-1)
+    return selected, masks, energy, iterations, status, np.stack(history, axis=-1), evaluated
 
 
 # ---------------------------------------------------------------------------- baselines

@@ -450,15 +450,20 @@ class JointResult:
         return self.solve_time_s / max(1, int(np.prod(self.energy_j.shape)))
 
 
-def build_result(problem, selected, dispatch, returned, iterations, status, solve_time_s, history, batch_shape):
-    """Fill a JointResult from flat ``[B, ...]`` decisions (internal)."""
+def build_result(problem, selected, dispatch, returned, iterations, status, solve_time_s, history, batch_shape,
+                 evaluated=None):
+    """Fill a JointResult from flat ``[B, ...]`` decisions (internal). ``evaluated``: what
+    ``problem._energy_and_links`` returned for this very decision, if the caller has it."""
     num = selected.shape[0]
     infeasible = status == STATUS_INFEASIBLE
     if infeasible.any():
         selected = np.where(infeasible[:, None], False, selected)
         dispatch = np.where(infeasible[:, None, None], False, dispatch)
         returned = np.where(infeasible[:, None, None], False, returned)
-    total, links = problem._energy_and_links(selected, dispatch, returned if problem.has_return else None)
+        evaluated = None  # the decision is no longer the one evaluated
+    if evaluated is None:
+        evaluated = problem._energy_and_links(selected, dispatch, returned if problem.has_return else None)
+    total, links = evaluated
     parts = [energy.sum(axis=-1) for energy, _ in links]
     airtimes = [airtime for _, airtime in links]
     if not problem.has_return:
