@@ -389,3 +389,32 @@ def test_type_and_method_errors():
         top_k_joint(p, 1, subcarriers="best")
     with pytest.raises(TypeError, match="rng"):
         top_k_joint(p, 1, subcarriers="random")
+
+
+_RESULT_ARRAYS = ("selected", "dispatch", "returned", "energy_j", "feasible", "iterations", "status", "history",
+                  "energy_dispatch_j", "energy_return_j", "energy_compute_j", "airtime_dispatch_s",
+                  "airtime_return_s")
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 8), n=st.integers(1, 24), d=st.integers(1, 4),
+       with_return=st.booleans(), compute=st.booleans(), dead=st.sampled_from([0.0, 0.5]))
+def test_single_calls_equal_the_batched_call(seed, k, n, d, with_return, compute, dead):
+    """Each instance solved alone (the single-instance paths) gives its row of the batched call."""
+    batch = 4
+    p = make_problem(seed, batch, k, n, d, with_return=with_return, compute=compute, dead=dead)
+    batched = jesa(p)
+    for i in range(batch):
+        extra = {"compute_energy_j": p.compute_energy_j[i]}
+        if with_return:
+            extra.update(rate_return=p.rate_return[i], payload_bits_return=p.payload_bits_return[i])
+        single = jesa(JointProblem(relevance=p.relevance[i], rate_dispatch=p.rate_dispatch[i],
+                                   payload_bits_dispatch=p.payload_bits_dispatch[i], subcarrier_power_w=0.01,
+                                   max_experts=d, importance=p.importance[i], **extra))
+        for name in _RESULT_ARRAYS:
+            got, want = getattr(single, name), getattr(batched, name)[i]
+            if name == "history":  # the batch pads each row to the longest history with its final value
+                width = got.shape[-1]
+                np.testing.assert_array_equal(want[width:], np.full(want.shape[-1] - width, got[-1]))
+                want = want[:width]
+            np.testing.assert_array_equal(got, want, err_msg=name)
