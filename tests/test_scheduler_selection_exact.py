@@ -179,7 +179,9 @@ def lp_subproblems(draw, max_k=14):
         cost = rng.exponential(size=num_experts)
     allowed = np.array(draw(st.lists(st.booleans(), min_size=num_experts, max_size=num_experts)))
     slots = draw(st.integers(1, num_experts))
-    reachable = np.sort(np.where(allowed, relevance, 0.0))[::-1][:slots].sum()
+    # Summed as _fewest sums (a running sum): pairwise .sum() can round above it, and a need
+    # of exactly `reachable` would then take one expert more than the slots.
+    reachable = np.cumsum(np.sort(np.where(allowed, relevance, 0.0))[::-1])[slots - 1]
     assume(reachable > 0)
     # Exactly the best reachable relevance (fraction 1) and the grid's breakpoints included.
     fraction = draw(st.one_of(st.sampled_from([0.25, 0.5, 1.0]), st.floats(0.01, 1.0)))
