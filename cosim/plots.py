@@ -167,14 +167,19 @@ def _tradeoff(table, swept, directory, formats):
                               _with_ci(rows, ["energy_per_token_j", "accuracy"]))
             _draw(ax, rows["energy_per_token_j"] * 1e3, rows, "accuracy", 100,
                   _style(scheme, schemes))
-        ax.set_xlabel("energy per token (mJ)")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_xscale("log")
-        _plain_log_ticks(ax.xaxis)
-        ax.set_title(title or "accuracy-energy trade-off across rho", fontsize=9)
-        ax.grid(alpha=0.3)
+        _accuracy_energy_axes(ax, title or "accuracy-energy trade-off across rho")
     _legend(axes, len(panels))
     return _save(fig, directory, "tradeoff", formats), averaged
+
+
+def _accuracy_energy_axes(ax, title):
+    """Labels, log energy axis, title and grid of an accuracy-against-energy panel."""
+    ax.set_xlabel("energy per token (mJ)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
 
 
 def _by_x(table, swept, directory, formats, x, y, name, xlabel, ylabel, scale_y=1.0, logy=False):
@@ -282,12 +287,7 @@ def _layerwise_vs_homogeneous(table, swept, directory, formats):
                 if scheme in ("des", "des_layerwise"):
                     ax.annotate(f"{rho:g}", (xi, yi), fontsize=6, alpha=0.7,
                                 textcoords="offset points", xytext=(3, -8))
-        ax.set_xlabel("energy per token (mJ)")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_xscale("log")
-        _plain_log_ticks(ax.xaxis)
-        ax.set_title(title or "layer-wise against homogeneous rho", fontsize=9)
-        ax.grid(alpha=0.3)
+        _accuracy_energy_axes(ax, title or "layer-wise against homogeneous rho")
     _legend(axes, len(panels))
     return _save(fig, directory, "layerwise_vs_homogeneous", formats), averaged
 
